@@ -1,0 +1,377 @@
+/*
+ * rebase.c: coherence_rebase, the conflict-checked append.
+ *
+ * Concurrency. The input is validated before anything else. Then the call
+ * takes the writers' lock (see coherence.c) and only after that reads the
+ * highest seq_no and runs the conflict check, so both see every append
+ * committed before it. In READ COMMITTED each SPI statement takes a fresh
+ * snapshot, which after the lock includes every earlier writer. Under
+ * REPEATABLE READ and SERIALIZABLE the transaction's snapshot may predate an
+ * append that committed while we waited; comparing the highest seq_no in that
+ * snapshot with the latest committed one detects it, and the call fails with
+ * SQLSTATE 40001 instead of answering from a stale view.
+ *
+ * A call that writes keeps the lock until its transaction ends, so the next
+ * writer sees its events. A call that writes nothing (conflict, invalid base,
+ * dry run) gives its hold back at once.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "coherence.h"
+
+PG_FUNCTION_INFO_V1(coherence_rebase);
+
+/*
+ * For each action (kind, id) in history order, the lowest stored seq_no >=
+ * base not in resolved: an action on the aggregate, or an effect on a trigger
+ * linked to one of the aggregate's actions. The first action that has one.
+ */
+static CoherencePlan conflict_plan = {
+	"SELECT h.ord, c.seq_no"
+	"  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS h(kind, id, ord)"
+	" CROSS JOIN LATERAL ("
+	"   SELECT min(x.seq_no) AS seq_no FROM ("
+	"     (SELECT a.seq_no FROM %1$s.coherence_actions a"
+	"       WHERE a.aggregate_kind = h.kind AND a.aggregate_id = h.id"
+	"         AND a.seq_no >= $3 AND a.seq_no <> ALL ($4)"
+	"       ORDER BY a.seq_no LIMIT 1)"
+	"     UNION ALL"
+	"     (SELECT e.seq_no FROM %1$s.coherence_actions a"
+	"        JOIN %1$s.coherence_triggers t ON t.seq_no = a.seq_no"
+	"        JOIN %1$s.coherence_effects e"
+	"          ON e.trigger_kind = t.trigger_kind AND e.trigger_id = t.trigger_id"
+	"       WHERE a.aggregate_kind = h.kind AND a.aggregate_id = h.id"
+	"         AND e.seq_no >= $3 AND e.seq_no <> ALL ($4)"
+	"       ORDER BY e.seq_no LIMIT 1)"
+	"   ) x"
+	" ) c"
+	" WHERE c.seq_no IS NOT NULL"
+	" ORDER BY h.ord"
+	" LIMIT 1",
+	4, {TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8ARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+/* Multi-row inserts, one statement per table whatever the history's length. */
+static CoherencePlan insert_events_plan = {
+	"INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source)"
+	" SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])",
+	3, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_actions_plan = {
+	"INSERT INTO %1$s.coherence_actions"
+	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+	"                      $5::text[], $6::text[], $7::jsonb[])",
+	7, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_effects_plan = {
+	"INSERT INTO %1$s.coherence_effects (seq_no, reason, trigger_kind, trigger_id)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
+	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_triggers_plan = {
+	"INSERT INTO %1$s.coherence_triggers (seq_no, trigger_kind, trigger_id)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
+	3, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+/* Column values gathered for one multi-row insert. */
+typedef struct Columns
+{
+	int			nrows;
+	Datum	   *values[7];
+} Columns;
+
+/* Allocates room for up to capacity rows of ncolumns columns. */
+static void
+columns_init(Columns *columns, int ncolumns, int capacity)
+{
+	columns->nrows = 0;
+	for (int i = 0; i < ncolumns; i++)
+		columns->values[i] = palloc(sizeof(Datum) * Max(capacity, 1));
+}
+
+/* Builds a one-dimensional array from gathered column values. */
+static Datum
+column_array(Columns *columns, int column, Oid element_type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(columns->values[column], columns->nrows,
+										   element_type, typlen, typbyval, typalign));
+}
+
+/* Runs one multi-row insert of the gathered rows, if there are any. */
+static void
+insert_columns(CoherencePlan *plan, Columns *columns)
+{
+	Datum		args[7];
+	int			rc;
+
+	if (columns->nrows == 0)
+		return;
+	for (int i = 0; i < plan->nargs; i++)
+		args[i] = column_array(columns, i, get_element_type(plan->argtypes[i]));
+	rc = SPI_execute_plan(coherence_plan(plan), args, NULL, false, 0);
+	coherence_check_spi(rc, SPI_OK_INSERT, "appending events");
+}
+
+/* Writes the events, whose seq_nos are already assigned. */
+static void
+write_events(const CoherenceEvent *events, int nevents)
+{
+	Columns		base_rows,
+				actions,
+				effects,
+				links;
+	int			ntriggers = 0;
+
+	for (int i = 0; i < nevents; i++)
+		ntriggers += events[i].ntriggers;
+	columns_init(&base_rows, 3, nevents);
+	columns_init(&actions, 7, nevents);
+	columns_init(&effects, 4, nevents);
+	columns_init(&links, 3, ntriggers);
+
+	for (int i = 0; i < nevents; i++)
+	{
+		const CoherenceEvent *e = &events[i];
+		Datum		seq_no = Int64GetDatum(e->seq_no);
+		int			row = base_rows.nrows++;
+
+		base_rows.values[0][row] = seq_no;
+		base_rows.values[1][row] = TimestampTzGetDatum(e->timestamp);
+		base_rows.values[2][row] = CStringGetTextDatum(e->source);
+		if (e->is_action)
+		{
+			row = actions.nrows++;
+			actions.values[0][row] = seq_no;
+			actions.values[1][row] = CStringGetTextDatum(e->reason);
+			actions.values[2][row] = CStringGetTextDatum(e->actor.kind);
+			actions.values[3][row] = CStringGetTextDatum(e->actor.id);
+			actions.values[4][row] = CStringGetTextDatum(e->aggregate.kind);
+			actions.values[5][row] = CStringGetTextDatum(e->aggregate.id);
+			actions.values[6][row] = JsonbPGetDatum(e->patch);
+			for (int t = 0; t < e->ntriggers; t++)
+			{
+				row = links.nrows++;
+				links.values[0][row] = seq_no;
+				links.values[1][row] = CStringGetTextDatum(e->triggers[t].kind);
+				links.values[2][row] = CStringGetTextDatum(e->triggers[t].id);
+			}
+		}
+		else
+		{
+			row = effects.nrows++;
+			effects.values[0][row] = seq_no;
+			effects.values[1][row] = CStringGetTextDatum(e->reason);
+			effects.values[2][row] = CStringGetTextDatum(e->trigger.kind);
+			effects.values[3][row] = CStringGetTextDatum(e->trigger.id);
+		}
+	}
+
+	/* Parents first, for the foreign keys. */
+	insert_columns(&insert_events_plan, &base_rows);
+	insert_columns(&insert_actions_plan, &actions);
+	insert_columns(&insert_effects_plan, &effects);
+	insert_columns(&insert_triggers_plan, &links);
+}
+
+/*
+ * Returns the index of the first action that conflicts with a stored event,
+ * or -1, setting *theirs to the stored event's seq_no.
+ */
+static int
+find_conflict(const CoherenceEvent *events, int nevents, int64 base,
+			  Datum resolved, int64 *theirs)
+{
+	Columns		aggregates;
+	int		   *action_index = palloc(sizeof(int) * nevents);
+	Datum		args[4];
+	bool		isnull;
+	int64		ord;
+	int			rc;
+
+	columns_init(&aggregates, 2, nevents);
+	for (int i = 0; i < nevents; i++)
+	{
+		int			row;
+
+		if (!events[i].is_action)
+			continue;
+		row = aggregates.nrows++;
+		action_index[row] = i;
+		aggregates.values[0][row] = CStringGetTextDatum(events[i].aggregate.kind);
+		aggregates.values[1][row] = CStringGetTextDatum(events[i].aggregate.id);
+	}
+	if (aggregates.nrows == 0)
+		return -1;
+
+	args[0] = column_array(&aggregates, 0, TEXTOID);
+	args[1] = column_array(&aggregates, 1, TEXTOID);
+	args[2] = Int64GetDatum(base);
+	args[3] = resolved;
+	rc = SPI_execute_plan(coherence_plan(&conflict_plan), args, NULL, false, 1);
+	coherence_check_spi(rc, SPI_OK_SELECT, "checking for conflicts");
+	if (SPI_processed == 0)
+		return -1;
+
+	ord = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*theirs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return action_index[ord - 1];
+}
+
+/*
+ * Under a transaction snapshot, fails with 40001 when an append committed
+ * that the snapshot cannot see: answering from it could miss a conflict.
+ */
+static void
+check_snapshot_is_current(int64 highest_seen)
+{
+	int64		latest;
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	latest = coherence_max_seq_no(GetLatestSnapshot(), true);
+	if (latest != highest_seen)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("coherence: could not serialize access due to a concurrent append"),
+				 errdetail("Events up to seq_no " INT64_FORMAT " were appended after this transaction's snapshot, which sees up to " INT64_FORMAT ".",
+						   latest, highest_seen),
+				 errhint("Retry the transaction.")));
+}
+
+/* Pushes the events [0, n) as the "events" member of the result. */
+static void
+push_events(JsonbParseState **state, const CoherenceEvent *events, int n)
+{
+	coherence_push_key(state, "events");
+	pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+		coherence_push_event(state, &events[i]);
+	pushJsonbValue(state, WJB_END_ARRAY, NULL);
+}
+
+/* Fails when a required argument is NULL. */
+static void
+require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("coherence: %s must not be null", name)));
+}
+
+/*
+ * coherence_rebase(base, history, resolved, dry): appends history on top of
+ * base, all or nothing, unless an action conflicts with a stored event.
+ */
+Datum
+coherence_rebase(PG_FUNCTION_ARGS)
+{
+	int64		base;
+	Jsonb	   *history;
+	ArrayType  *resolved;
+	bool		dry;
+	CoherenceEvent *events;
+	int			nevents;
+	int64		next;
+	int			conflict = -1;
+	CoherenceEvent theirs;
+	bool		wrote = false;
+	MemoryContext caller = CurrentMemoryContext;
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	require_argument(fcinfo, 0, "base");
+	require_argument(fcinfo, 1, "history");
+	require_argument(fcinfo, 2, "resolved");
+	require_argument(fcinfo, 3, "dry");
+	base = PG_GETARG_INT64(0);
+	history = PG_GETARG_JSONB_P(1);
+	resolved = PG_GETARG_ARRAYTYPE_P(2);
+	dry = PG_GETARG_BOOL(3);
+
+	if (base < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("coherence: base must be at least 1"),
+				 errdetail("base is the first seq_no the caller has not seen; seq_nos start at 1.")));
+	coherence_check_resolved(resolved);
+	events = coherence_read_history(history, &nevents);
+
+	coherence_use_catalog(fcinfo);
+	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_lock_writers();
+
+	next = coherence_max_seq_no(NULL, false) + 1;
+	check_snapshot_is_current(next - 1);
+	if (base <= next)
+	{
+		for (int i = 0; i < nevents; i++)
+			events[i].seq_no = next + i;
+		conflict = find_conflict(events, nevents, base, PointerGetDatum(resolved),
+								 &theirs.seq_no);
+		if (conflict >= 0)
+		{
+			if (!coherence_fetch_event(theirs.seq_no, false, &theirs, caller))
+				elog(ERROR, "coherence: conflicting event " INT64_FORMAT " vanished",
+					 theirs.seq_no);
+		}
+		else if (!dry)
+		{
+			write_events(events, nevents);
+			wrote = true;
+		}
+	}
+	if (!wrote)
+		coherence_unlock_writers();
+	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+
+	if (wrote)
+		Async_Notify("coherence", psprintf(INT64_FORMAT, events[nevents - 1].seq_no));
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	coherence_push_key(&state, "result");
+	if (base > next)
+	{
+		coherence_push_string(&state, WJB_VALUE, "invalid-seq-no");
+		coherence_push_key(&state, "next_seq_no");
+		coherence_push_int64(&state, WJB_VALUE, next);
+	}
+	else if (conflict >= 0)
+	{
+		coherence_push_string(&state, WJB_VALUE, "conflict");
+		push_events(&state, events, conflict);
+		coherence_push_key(&state, "conflict");
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		coherence_push_key(&state, "ours");
+		coherence_push_event(&state, &events[conflict]);
+		coherence_push_key(&state, "theirs");
+		coherence_push_event(&state, &theirs);
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	}
+	else
+	{
+		coherence_push_string(&state, WJB_VALUE, "ok");
+		push_events(&state, events, nevents);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(result));
+}
