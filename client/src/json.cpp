@@ -188,7 +188,8 @@ void from_json(const json &j, NewEvent &v) {
 void to_json(json &j, const Event &v) {
   j = json{{"seq_no", v.seq_no}, {"timestamp", internal::format_timestamp(v.timestamp)}, {"source", v.source}};
   put_body(j, v.body, v.triggers);
-  j["replayed"] = v.replayed;
+  // Only actions are stream rows, so only they can be replays.
+  if (std::holds_alternative<Action>(v.body)) j["replayed"] = v.replayed;
 }
 
 void from_json(const json &j, Event &v) {

@@ -141,7 +141,7 @@ bool operator==(const InvalidSeqNo &a, const InvalidSeqNo &b);
 //   also the object form {"assoc": {"key": value}} and plain-string paths.
 // NewEvent: {"timestamp"?, "source", "action"|"effect", "triggers"?}.
 // Event: {"seq_no", "timestamp", "source", "action"|"effect",
-//   "triggers" (actions only), "replayed"}.
+//   "triggers" and "replayed" (actions only)}.
 // Timestamps are written as "2026-11-22T10:00:00.123456Z" and read in any
 // ISO 8601 form with a UTC offset ("...+05:30", "...Z").
 // RebaseResult: {"result": "ok"|"conflict"|"invalid-seq-no", ...} as the
