@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test suite against the server in PGHOST/PGPORT (see
+# scripts/test.sh), goes on after a failing suite so that one run shows every
+# failure, and ends with a "N passed, N failed" line over all tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+
+# Adds a suite's counts, or one failure when its output could not be counted.
+tally() {
+	local name=$1 rc=$2 ok=$3 bad=$4
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$rc" -ne 0 ]; then
+		failures+=("$name")
+		[ "$bad" -gt 0 ] || failed=$((failed + 1))
+	fi
+}
+
+echo "== pg_regress and isolation suites"
+mkdir -p build
+make -s installcheck 2>&1 | tee build/installcheck.log
+rc=${PIPESTATUS[0]}
+for diffs in regression.diffs output_iso/regression.diffs; do
+	[ -s "$diffs" ] && { echo "== $diffs"; cat "$diffs"; }
+done
+ok=$(grep -c ' \.\.\. ok' build/installcheck.log)
+bad=$(grep -c ' \.\.\. FAILED' build/installcheck.log)
+tally installcheck $rc "$ok" "$bad"
+
+echo "== stress"
+test/stress/stress.sh
+rc=$?
+tally stress $rc $((rc == 0)) $((rc != 0))
+
+echo "== C++ client tests"
+ctest --test-dir build/client --output-on-failure | tee build/ctest.log
+rc=${PIPESTATUS[0]}
+read -r total bad < <(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2 \1/p' build/ctest.log; echo 0 0)
+tally ctest $rc $((total - bad)) "$bad"
+
+[ ${#failures[@]} -eq 0 ] || echo "failing suites: ${failures[*]}"
+echo "coherence: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
