@@ -50,10 +50,11 @@ static int	nknown_functions = 0;
 static CoherencePlan *prepared[MAX_PLANS];
 static int	nprepared = 0;
 
-/* Reserves the coherence.* settings namespace. */
+/* Defines the coherence.* settings and reserves their namespace. */
 void
 _PG_init(void)
 {
+	coherence_define_snapshot_interval();
 	MarkGUCPrefixReserved("coherence");
 }
 
@@ -109,6 +110,13 @@ coherence_use_catalog(FunctionCallInfo fcinfo)
 	if (nknown_functions == MAX_KNOWN_FUNCTIONS)
 		nknown_functions = 0;
 	known_functions[nknown_functions++] = fn_oid;
+}
+
+/* The schema of the extension in use, as set by coherence_use_catalog. */
+Oid
+coherence_schema(void)
+{
+	return catalog_schema;
 }
 
 /* Returns the kept plan for a statement, preparing it on first use. */

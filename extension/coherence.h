@@ -46,6 +46,7 @@ typedef struct CoherencePlan
 
 /* coherence.c */
 extern void coherence_use_catalog(FunctionCallInfo fcinfo);
+extern Oid	coherence_schema(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
 extern void coherence_unlock_writers(void);
@@ -54,6 +55,11 @@ extern void coherence_check_spi(int rc, int expected, const char *what);
 /* history.c */
 extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents);
 extern void coherence_check_resolved(ArrayType *resolved);
+
+/* aggregate.c */
+extern int	coherence_snapshot_interval;
+extern void coherence_define_snapshot_interval(void);
+extern void coherence_snapshot_appended(const CoherenceEvent *events, int nevents);
 
 /* event.c */
 extern int64 coherence_max_seq_no(Snapshot snapshot, bool read_only);

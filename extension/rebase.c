@@ -337,6 +337,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 		else if (!dry)
 		{
 			write_events(events, nevents);
+			coherence_snapshot_appended(events, nevents);
 			wrote = true;
 		}
 	}
