@@ -2,26 +2,7 @@
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
 
-CREATE FUNCTION pg_temp.summary(r jsonb) RETURNS text LANGUAGE sql AS $$
-	SELECT concat_ws(' ', r->>'result',
-		'events=[' || (SELECT coalesce(string_agg(e->>'seq_no', ','), '')
-		               FROM jsonb_array_elements(r->'events') e) || ']',
-		'ours=' || (r #>> '{conflict,ours,seq_no}'),
-		'theirs=' || (r #>> '{conflict,theirs,seq_no}'),
-		'next_seq_no=' || (r->>'next_seq_no'))
-$$;
--- One action on aggregate [kind, id], optionally linked to triggers.
-CREATE FUNCTION pg_temp.act(kind text, id text, triggers jsonb DEFAULT '[]') RETURNS jsonb
-LANGUAGE sql AS $$
-	SELECT jsonb_build_object('source', 'test', 'triggers', triggers,
-		'action', jsonb_build_object('reason', 'r', 'actor', '["user", "u"]'::jsonb,
-			'aggregate', jsonb_build_array(kind, id), 'patch', '{"assoc": {"x": 1}}'::jsonb))
-$$;
--- One effect on trigger [kind, id].
-CREATE FUNCTION pg_temp.eff(kind text, id text) RETURNS jsonb LANGUAGE sql AS $$
-	SELECT jsonb_build_object('source', 'test',
-		'effect', jsonb_build_object('reason', 'expired', 'trigger', jsonb_build_array(kind, id)))
-$$;
+\i sql/include/helpers.sql
 
 -- Setting the scene: 1 a/1 linked to k/1, 2 b/1, 3 a/2, 4 effect on k/1.
 SELECT pg_temp.summary(coherence_rebase(1, jsonb_build_array(

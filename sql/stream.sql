@@ -2,17 +2,7 @@
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
 
-CREATE FUNCTION pg_temp.act(kind text, id text, triggers jsonb DEFAULT '[]',
-                            patch jsonb DEFAULT '{"assoc": {"x": 1}}') RETURNS jsonb
-LANGUAGE sql AS $$
-	SELECT jsonb_build_object('source', 'test', 'triggers', triggers,
-		'action', jsonb_build_object('reason', 'r', 'actor', '["user", "u"]'::jsonb,
-			'aggregate', jsonb_build_array(kind, id), 'patch', patch))
-$$;
-CREATE FUNCTION pg_temp.eff(kind text, id text) RETURNS jsonb LANGUAGE sql AS $$
-	SELECT jsonb_build_object('source', 'test',
-		'effect', jsonb_build_object('reason', 'expired', 'trigger', jsonb_build_array(kind, id)))
-$$;
+\i sql/include/helpers.sql
 -- The stream as one line per row.
 CREATE FUNCTION pg_temp.rows(from_seq_no bigint, to_seq_no bigint DEFAULT NULL,
                              kinds text[] DEFAULT NULL) RETURNS SETOF text LANGUAGE sql AS $$

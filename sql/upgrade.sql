@@ -24,20 +24,16 @@ SELECT coherence_checkpoint('upgraded');
 RESET coherence.snapshot_interval;
 
 -- The updated extension's objects and privileges equal a fresh install's.
-CREATE TEMP TABLE upgraded AS
+CREATE TEMP VIEW members AS
 	SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object,
 	       coalesce((SELECT p.proacl::text FROM pg_proc p
 	                 WHERE d.classid = 'pg_proc'::regclass AND p.oid = d.objid), '') AS acl
 	FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'coherence';
+CREATE TEMP TABLE upgraded AS SELECT * FROM members;
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
-CREATE TEMP TABLE fresh AS
-	SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object,
-	       coalesce((SELECT p.proacl::text FROM pg_proc p
-	                 WHERE d.classid = 'pg_proc'::regclass AND p.oid = d.objid), '') AS acl
-	FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
-	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'coherence';
+CREATE TEMP TABLE fresh AS SELECT * FROM members;
 SELECT count(*) AS objects FROM fresh;
 (SELECT 'only upgraded' AS side, * FROM upgraded EXCEPT SELECT 'only upgraded', * FROM fresh)
 UNION ALL

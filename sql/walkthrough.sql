@@ -3,15 +3,7 @@ DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
 SET timezone = 'UTC';
 
--- A compact view of a rebase result: outcome, seq_nos, ours and theirs.
-CREATE FUNCTION pg_temp.summary(r jsonb) RETURNS text LANGUAGE sql AS $$
-	SELECT concat_ws(' ', r->>'result',
-		'events=[' || (SELECT coalesce(string_agg(e->>'seq_no', ','), '')
-		               FROM jsonb_array_elements(r->'events') e) || ']',
-		'ours=' || (r #>> '{conflict,ours,seq_no}'),
-		'theirs=' || (r #>> '{conflict,theirs,seq_no}'),
-		'next_seq_no=' || (r->>'next_seq_no'))
-$$;
+\i sql/include/helpers.sql
 
 -- 1. Alice adds two books: ok, seq_nos 1 and 2. The whole answer is shown
 --    once, so the output shape is pinned down too.
