@@ -100,7 +100,10 @@ void Subscription::read_window(pqxx::connection &conn) {
   // delivered (seq_no ascending) are skipped.
   if (!window_to_) {
     const std::int64_t head = seq_no(tx);
-    if (head < position_) return;
+    if (head < position_) {
+      tx.commit();  // nothing new: end the snapshot cleanly
+      return;
+    }
     window_to_ = head;
     window_delivered_ = 0;
   }
