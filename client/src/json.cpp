@@ -87,6 +87,7 @@ std::vector<Event> events_of(const json &j) {
 
 }  // namespace
 
+// Field-by-field equality; patch values compare as JSON values.
 bool operator==(const Identity &a, const Identity &b) { return a.kind == b.kind && a.id == b.id; }
 bool operator==(const Patch &a, const Patch &b) { return a.assoc == b.assoc && a.dissoc == b.dissoc; }
 bool operator==(const Action &a, const Action &b) {
@@ -106,8 +107,10 @@ bool operator==(const Conflict &a, const Conflict &b) {
 }
 bool operator==(const InvalidSeqNo &a, const InvalidSeqNo &b) { return a.next_seq_no == b.next_seq_no; }
 
+// ["kind", "id"].
 void to_json(json &j, const Identity &v) { j = json::array({v.kind, v.id}); }
 
+// ["kind", "id"], accepting a number as id like the server does.
 void from_json(const json &j, Identity &v) {
   if (!j.is_array() || j.size() != 2) bad("an identity must be a [kind, id] array");
   v.kind = string_of(j[0], "an identity's kind");
@@ -115,6 +118,7 @@ void from_json(const json &j, Identity &v) {
   v.id = j[1].is_number() ? j[1].dump() : string_of(j[1], "an identity's id");
 }
 
+// Always the array-of-pairs form with array paths: unambiguous for nested keys.
 void to_json(json &j, const Patch &v) {
   j = json::object();
   if (!v.assoc.empty()) {
@@ -125,6 +129,7 @@ void to_json(json &j, const Patch &v) {
   if (!v.dissoc.empty()) j["dissoc"] = v.dissoc;
 }
 
+// Both forms the server stores as given: {"k": v} or [[path, v], ...].
 void from_json(const json &j, Patch &v) {
   only_keys(j, {"assoc", "dissoc"}, "a patch");
   v = Patch{};
@@ -146,10 +151,12 @@ void from_json(const json &j, Patch &v) {
   }
 }
 
+// {"reason", "actor", "aggregate", "patch"}.
 void to_json(json &j, const Action &v) {
   j = json{{"reason", v.reason}, {"actor", v.actor}, {"aggregate", v.aggregate}, {"patch", v.patch}};
 }
 
+// {"reason", "actor", "aggregate", "patch"}, nothing else.
 void from_json(const json &j, Action &v) {
   only_keys(j, {"reason", "actor", "aggregate", "patch"}, "an action");
   v.reason = string_of(member(j, "reason", "an action"), "an action's reason");
@@ -158,14 +165,17 @@ void from_json(const json &j, Action &v) {
   v.patch = member(j, "patch", "an action").get<Patch>();
 }
 
+// {"reason", "trigger"}.
 void to_json(json &j, const Effect &v) { j = json{{"reason", v.reason}, {"trigger", v.trigger}}; }
 
+// {"reason", "trigger"}, nothing else.
 void from_json(const json &j, Effect &v) {
   only_keys(j, {"reason", "trigger"}, "an effect");
   v.reason = string_of(member(j, "reason", "an effect"), "an effect's reason");
   v.trigger = member(j, "trigger", "an effect").get<Identity>();
 }
 
+// The input form of coherence_rebase.
 void to_json(json &j, const NewEvent &v) {
   j = json{{"source", v.source}};
   if (v.timestamp) j["timestamp"] = internal::format_timestamp(*v.timestamp);
@@ -175,6 +185,7 @@ void to_json(json &j, const NewEvent &v) {
   if (std::holds_alternative<Effect>(v.body) && !v.triggers.empty()) j["triggers"] = v.triggers;
 }
 
+// The input form; a timestamp needs a UTC offset to mean one instant.
 void from_json(const json &j, NewEvent &v) {
   only_keys(j, {"timestamp", "source", "action", "effect", "triggers"}, "an event");
   v.source = string_of(member(j, "source", "an event"), "an event's source");
@@ -185,6 +196,7 @@ void from_json(const json &j, NewEvent &v) {
   if (j.contains("timestamp")) v.timestamp = internal::parse_timestamp(string_of(j["timestamp"], "a timestamp"));
 }
 
+// The output form, timestamps in UTC.
 void to_json(json &j, const Event &v) {
   j = json{{"seq_no", v.seq_no}, {"timestamp", internal::format_timestamp(v.timestamp)}, {"source", v.source}};
   put_body(j, v.body, v.triggers);
@@ -192,6 +204,7 @@ void to_json(json &j, const Event &v) {
   if (std::holds_alternative<Action>(v.body)) j["replayed"] = v.replayed;
 }
 
+// The output form of the server (coherence_event, rebase answers) or of to_json.
 void from_json(const json &j, Event &v) {
   only_keys(j, {"seq_no", "timestamp", "source", "action", "effect", "triggers", "replayed"}, "an event");
   v.seq_no = seq_no_of(j, "seq_no", "an event");
@@ -207,14 +220,18 @@ void from_json(const json &j, Event &v) {
   }
 }
 
+// {"result": "ok", "events": [...]}.
 void to_json(json &j, const Ok &v) { j = json{{"result", "ok"}, {"events", v.events}}; }
 
+// The events of an "ok" answer.
 void from_json(const json &j, Ok &v) { v.events = events_of(j); }
 
+// {"result": "conflict", "events", "conflict": {"ours", "theirs"}}.
 void to_json(json &j, const Conflict &v) {
   j = json{{"result", "conflict"}, {"events", v.events}, {"conflict", {{"ours", v.ours}, {"theirs", v.theirs}}}};
 }
 
+// The parts of a "conflict" answer.
 void from_json(const json &j, Conflict &v) {
   v.events = events_of(j);
   const json &conflict = member(j, "conflict", "a conflict answer");
@@ -222,14 +239,18 @@ void from_json(const json &j, Conflict &v) {
   v.theirs = member(conflict, "theirs", "a conflict").get<Event>();
 }
 
+// {"result": "invalid-seq-no", "next_seq_no": N}.
 void to_json(json &j, const InvalidSeqNo &v) { j = json{{"result", "invalid-seq-no"}, {"next_seq_no", v.next_seq_no}}; }
 
+// The next_seq_no of an "invalid-seq-no" answer.
 void from_json(const json &j, InvalidSeqNo &v) { v.next_seq_no = seq_no_of(j, "next_seq_no", "an invalid-seq-no answer"); }
 
+// Whichever answer it holds.
 void to_json(json &j, const RebaseResult &v) {
   std::visit([&j](const auto &answer) { j = answer; }, v);
 }
 
+// Dispatches on "result".
 void from_json(const json &j, RebaseResult &v) {
   if (!j.is_object()) bad("a rebase answer must be an object");
   const std::string result = string_of(member(j, "result", "a rebase answer"), "a rebase answer's result");

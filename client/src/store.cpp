@@ -57,6 +57,7 @@ std::string next_cursor_name() {
 
 }  // namespace
 
+// Validates locally, then one call of coherence_rebase.
 RebaseResult rebase(pqxx::transaction_base &tx, std::int64_t base, const std::vector<NewEvent> &history,
                     const std::vector<std::int64_t> &resolved, bool dry) {
   internal::validate_rebase(base, history, resolved);
@@ -66,6 +67,7 @@ RebaseResult rebase(pqxx::transaction_base &tx, std::int64_t base, const std::ve
   return json::parse(row[0].c_str()).get<RebaseResult>();
 }
 
+// A cursor over coherence_stream, fetched in batches so memory stays flat.
 std::size_t stream(pqxx::transaction_base &tx, std::int64_t from, const std::function<void(const Event &)> &on_event,
                    std::optional<std::int64_t> to, const std::vector<std::string> &kinds) {
   const std::string cursor = next_cursor_name();
@@ -91,18 +93,22 @@ std::size_t stream(pqxx::transaction_base &tx, std::int64_t from, const std::fun
   return count;
 }
 
+// coherence_seq_no() in tx's snapshot.
 std::int64_t seq_no(pqxx::transaction_base &tx) {
   return tx.exec1("SELECT coherence_seq_no()")[0].as<std::int64_t>();
 }
 
+// coherence_event(n); SQL NULL means absent.
 std::optional<Event> event(pqxx::transaction_base &tx, std::int64_t seq_no) {
   const pqxx::row row = tx.exec_params1("SELECT coherence_event($1)", seq_no);
   if (row[0].is_null()) return std::nullopt;
   return json::parse(row[0].c_str()).get<Event>();
 }
 
+// Borrows the connection; the caller keeps ownership.
 Store::Store(pqxx::connection &conn) : conn_(conn) {}
 
+// One read-write transaction, committed whatever the answer (nothing is written on a conflict).
 RebaseResult Store::rebase(std::int64_t base, const std::vector<NewEvent> &history,
                            const std::vector<std::int64_t> &resolved, bool dry) {
   pqxx::work tx{conn_};
@@ -111,6 +117,7 @@ RebaseResult Store::rebase(std::int64_t base, const std::vector<NewEvent> &histo
   return result;
 }
 
+// A read-only transaction: the cursor needs one, and it gives one snapshot.
 std::size_t Store::stream(std::int64_t from, const std::function<void(const Event &)> &on_event,
                           std::optional<std::int64_t> to, const std::vector<std::string> &kinds) {
   pqxx::read_transaction tx{conn_};
@@ -119,6 +126,7 @@ std::size_t Store::stream(std::int64_t from, const std::function<void(const Even
   return count;
 }
 
+// The head, in its own read-only transaction.
 std::int64_t Store::seq_no() {
   pqxx::read_transaction tx{conn_};
   const std::int64_t head = coherence::seq_no(tx);
@@ -126,6 +134,7 @@ std::int64_t Store::seq_no() {
   return head;
 }
 
+// One event, in its own read-only transaction.
 std::optional<Event> Store::event(std::int64_t seq_no) {
   pqxx::read_transaction tx{conn_};
   std::optional<Event> found = coherence::event(tx, seq_no);

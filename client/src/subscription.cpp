@@ -38,6 +38,7 @@ class Subscription::Listener final : public pqxx::notification_receiver {
   bool &notified_;
 };
 
+// The pipe exists from the start so that stop() works before and during run().
 Subscription::Subscription(std::string conninfo, std::int64_t from, std::function<void(const Event &)> on_event,
                            SubscriptionOptions options)
     : conninfo_(std::move(conninfo)),
@@ -51,32 +52,39 @@ Subscription::Subscription(std::string conninfo, std::int64_t from, std::functio
   wake_write_ = fds[1];
 }
 
+// Closes the wake pipe; run() must have returned.
 Subscription::~Subscription() {
   ::close(wake_read_);
   ::close(wake_write_);
 }
 
+// Reconnects around window/wait cycles until stopped.
 void Subscription::run() {
   bool connected_before = false;
   while (!stopping_) {
+    std::unique_ptr<pqxx::connection> conn;
     try {
-      pqxx::connection conn{conninfo_};
+      conn = std::make_unique<pqxx::connection>(conninfo_);
       connected_before = true;
       bool notified = false;
-      const Listener listener{conn, notified};
+      const Listener listener{*conn, notified};
       while (!stopping_) {
         // Reset before reading: a notification arriving during the window
         // sets it again and causes one more (cheap) window.
         notified = false;
-        read_window(conn);
-        wait(conn, notified);
+        read_window(*conn);
+        wait(*conn, notified);
       }
     } catch (const Stopped &) {
       return;
-    } catch (const pqxx::broken_connection &e) {
+    } catch (const pqxx::failure &e) {
+      // Lost means the connection is gone, whichever exception reported it:
+      // broken_connection, an sql_error such as 57P01 (backend terminated)
+      // or in_doubt_error from a COMMIT. Other errors are the caller's.
+      const bool lost = dynamic_cast<const pqxx::broken_connection *>(&e) != nullptr || !conn || !conn->is_open();
       // A first connection that fails is a configuration error, not an
       // outage: report it rather than retry forever.
-      if (!connected_before) throw;
+      if (!lost || !connected_before) throw;
       if (stopping_) return;
       if (options_.on_reconnect) options_.on_reconnect(e);
       pause(options_.reconnect_delay);
@@ -84,6 +92,7 @@ void Subscription::run() {
   }
 }
 
+// Sets the flag and wakes the wait; only async-signal-safe calls.
 void Subscription::stop() noexcept {
   stopping_ = true;
   // Wakes a wait in poll(); async-signal-safe. A full pipe already wakes it.
@@ -91,8 +100,10 @@ void Subscription::stop() noexcept {
   [[maybe_unused]] const auto written = ::write(wake_write_, &byte, 1);
 }
 
+// Readable from any thread while run() advances it.
 std::int64_t Subscription::position() const noexcept { return position_; }
 
+// One snapshot: the upper bound and the rows up to it.
 void Subscription::read_window(pqxx::connection &conn) {
   pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx{conn};
   // A window interrupted by a lost connection keeps its upper bound: rows up
@@ -121,6 +132,7 @@ void Subscription::read_window(pqxx::connection &conn) {
   window_to_.reset();
 }
 
+// Until a notification, the poll interval, or stop(); throws if the connection dies.
 void Subscription::wait(pqxx::connection &conn, const bool &notified) {
   const auto deadline = std::chrono::steady_clock::now() + options_.poll_interval;
   while (!stopping_ && !notified) {
@@ -140,6 +152,7 @@ void Subscription::wait(pqxx::connection &conn, const bool &notified) {
   }
 }
 
+// Sleeps between reconnection attempts, cut short by stop().
 void Subscription::pause(std::chrono::milliseconds duration) {
   const auto deadline = std::chrono::steady_clock::now() + duration;
   while (!stopping_) {

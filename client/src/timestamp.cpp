@@ -69,6 +69,7 @@ struct Reader {
 
 }  // namespace
 
+// Floors to microseconds, so times before 1970 format correctly too.
 std::string format_timestamp(Timestamp t) {
   const auto us = std::chrono::floor<microseconds>(t).time_since_epoch().count();
   const std::int64_t per_day = 86400LL * 1000000;
@@ -85,6 +86,7 @@ std::string format_timestamp(Timestamp t) {
   return buf;
 }
 
+// Strict ISO 8601 with an offset; see internal.hpp.
 Timestamp parse_timestamp(std::string_view text) {
   Reader r{text};
   const unsigned year = r.digits(4, "a four-digit year");

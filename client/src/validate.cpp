@@ -63,6 +63,7 @@ void check_event(const NewEvent &event, const std::string &at) {
 
 }  // namespace
 
+// The whole call: base, every event, resolved.
 void validate_rebase(std::int64_t base, const std::vector<NewEvent> &history,
                      const std::vector<std::int64_t> &resolved) {
   if (base < 1) reject("base", "must be at least 1");

@@ -54,6 +54,7 @@ int wait_for(pid_t pid) {
 
 }  // namespace
 
+// Files instead of pipes: no deadlock however much the child writes.
 Outcome run_program(const std::vector<std::string> &argv, const std::string &stdin_text) {
   const std::string in = temp_path("in"), out = temp_path("out"), err = temp_path("err");
   std::ofstream(in) << stdin_text;
@@ -69,6 +70,7 @@ Outcome run_program(const std::vector<std::string> &argv, const std::string &std
   return outcome;
 }
 
+// stdout through a pipe so lines can be read as the child flushes them.
 Background::Background(const std::vector<std::string> &argv) : err_path_(temp_path("err")) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe");
@@ -84,18 +86,21 @@ Background::Background(const std::vector<std::string> &argv) : err_path_(temp_pa
   out_ = ::fdopen(fds[0], "r");
 }
 
+// Kills a child the test did not stop (after a failed assertion).
 Background::~Background() {
   if (pid_ > 0) stop(SIGKILL);
   std::fclose(out_);
   ::unlink(err_path_.c_str());
 }
 
+// Blocks on the pipe: the child flushes each line.
 std::string Background::read_line() {
   std::string line;
   for (int c; (c = std::fgetc(out_)) != EOF && c != '\n';) line += static_cast<char>(c);
   return line;
 }
 
+// Signals and reaps the child.
 int Background::stop(int signal) {
   ::kill(pid_, signal);
   const int code = wait_for(pid_);
@@ -103,6 +108,7 @@ int Background::stop(int signal) {
   return code;
 }
 
+// stderr, for failure messages.
 std::string Background::err() const { return slurp(err_path_); }
 
 }  // namespace coherence::test

@@ -7,6 +7,7 @@
 
 namespace coherence {
 
+// JSON is the most readable form of these values in a failure message.
 void PrintTo(const Identity &v, std::ostream *os) { *os << nlohmann::json(v).dump(); }
 void PrintTo(const Patch &v, std::ostream *os) { *os << nlohmann::json(v).dump(); }
 void PrintTo(const NewEvent &v, std::ostream *os) { *os << nlohmann::json(v).dump(); }
@@ -27,6 +28,7 @@ void admin(const std::string &statement) {
 
 }  // namespace
 
+// Names are unique per process and instance, so parallel tests never collide.
 TestDatabase::TestDatabase(bool with_extension) {
   static std::atomic<int> counter{0};
   name_ = "coherence_t_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
@@ -38,6 +40,7 @@ TestDatabase::TestDatabase(bool with_extension) {
   }
 }
 
+// Drops the database even when the test failed.
 TestDatabase::~TestDatabase() {
   // FORCE ends connections a failed test may have left open.
   try {
@@ -47,10 +50,12 @@ TestDatabase::~TestDatabase() {
   }
 }
 
+// Other settings come from the PG* environment of the throwaway server.
 std::string TestDatabase::conninfo(const std::string &extra) const {
   return "dbname=" + name_ + (extra.empty() ? "" : " " + extra);
 }
 
+// A separate connection, so the fixture's own connection stays untouched.
 std::string StoreTest::sql(const std::string &query) {
   pqxx::connection other{db.conninfo()};
   pqxx::nontransaction tx{other};
@@ -58,6 +63,7 @@ std::string StoreTest::sql(const std::string &query) {
   return r.empty() || r[0][0].is_null() ? std::string{} : r[0][0].as<std::string>();
 }
 
+// Short enough to write histories inline in tests.
 NewEvent action(const std::string &actor, const Identity &aggregate, const std::string &key,
                 const nlohmann::json &value, std::vector<Identity> triggers) {
   Patch patch;
@@ -65,10 +71,12 @@ NewEvent action(const std::string &actor, const Identity &aggregate, const std::
   return NewEvent{"test", Action{"set", {"user", actor}, aggregate, patch}, std::move(triggers)};
 }
 
+// An effect from the "test" source.
 NewEvent effect(const Identity &trigger, const std::string &reason) {
   return NewEvent{"test", Effect{reason, trigger}};
 }
 
+// Just the seq_nos, in order.
 std::vector<std::int64_t> seq_nos(const std::vector<Event> &events) {
   std::vector<std::int64_t> out;
   for (const auto &e : events) out.push_back(e.seq_no);
