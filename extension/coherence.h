@@ -39,7 +39,7 @@ typedef struct CoherencePlan
 {
 	const char *sql;			/* "%1$s" stands for the extension's schema */
 	int			nargs;
-	Oid			argtypes[8];
+	Oid			argtypes[10];
 	int			cursor_options; /* CURSOR_OPT_GENERIC_PLAN or _CUSTOM_PLAN */
 	SPIPlanPtr	plan;
 } CoherencePlan;
