@@ -20,8 +20,9 @@
 // columns as coherence_stream, fetched through the same cursor path as the
 // C++ client.
 //
-// Usage: coherence-bench [--full] [--out DIR]; the server comes from the PG*
-// environment variables. Progress goes to stderr, the table to stdout, and
+// Usage: coherence-bench [--full] [--out DIR] [--only GROUPS]; the server
+// comes from the PG* environment variables; --only runs some scenario groups
+// (size, append, batch, hot, stream, aggregate), for profiling. Progress goes to stderr, the table to stdout, and
 // results.csv, results.md and throughput.dat to DIR.
 #include <coherence/coherence.hpp>
 
@@ -53,6 +54,7 @@ using Clock = std::chrono::steady_clock;
 // How long and how often each side runs; full mode also loads 10M events.
 struct Options {
   bool full = false;
+  std::string only;  // comma-separated scenario groups; empty = all
   double round_seconds = 1.0;
   int rounds = 3;
   std::string out_dir = "bench/results";
@@ -363,11 +365,12 @@ std::vector<std::unique_ptr<Worker>> open_workers(int clients, const WorkerFacto
   return workers;
 }
 
-// Measures a write workload on both sides in alternating rounds, after a
-// short unrecorded warm-up of each (prepares plans, fills caches).
-Pair measure(const std::string &label, int clients, Workload workload, const Options &opt) {
-  auto coherence = open_workers(clients, [&](int i) { return std::make_unique<CoherenceWorker>(i, workload); });
-  auto baseline = open_workers(clients, [&](int i) { return std::make_unique<BaselineWorker>(i, workload); });
+// Measures a workload on both sides in alternating rounds, after a short
+// unrecorded warm-up of each (prepares plans, fills caches).
+Pair measure(const std::string &label, int clients, const WorkerFactory &make_coherence,
+             const WorkerFactory &make_baseline, const Options &opt) {
+  auto coherence = open_workers(clients, make_coherence);
+  auto baseline = open_workers(clients, make_baseline);
   Pair pair;
   progress.show(label + ": warm-up");
   run_round(coherence, 0.2, nullptr);
@@ -384,6 +387,38 @@ Pair measure(const std::string &label, int clients, Workload workload, const Opt
   }
   return pair;
 }
+
+// Measures a write workload on both sides.
+Pair measure(const std::string &label, int clients, Workload workload, const Options &opt) {
+  return measure(
+      label, clients, [&](int i) { return std::make_unique<CoherenceWorker>(i, workload); },
+      [&](int i) { return std::make_unique<BaselineWorker>(i, workload); }, opt);
+}
+
+// Reads one aggregate per call: its state through coherence_aggregate, or,
+// for the baseline, every patch of it in order (what a client without the
+// extension must fetch to fold the state itself).
+class AggregateReader : public Worker {
+ public:
+  AggregateReader(bool coherence, std::string id) : conn_(conninfo()), id_(std::move(id)) {
+    conn_.prepare("read", coherence ? "SELECT coherence_aggregate('ledger', $1)"
+                                    : "SELECT patch FROM baseline.actions WHERE aggregate_kind = 'ledger'"
+                                      " AND aggregate_id = $1 ORDER BY seq_no");
+  }
+
+  // One read; counts as one event.
+  Outcome call() override {
+    pqxx::nontransaction tx{conn_};
+    tx.exec_prepared("read", id_);
+    Outcome outcome;
+    outcome.events = 1;
+    return outcome;
+  }
+
+ private:
+  pqxx::connection conn_;
+  std::string id_;
+};
 
 // One line of the report.
 struct Row {
@@ -538,6 +573,32 @@ ReplayWindow load_replay(pqxx::connection &conn) {
                 ")::text FROM generate_series(" + ef + ", " + el + ") g");
   w.rows = actions;
   return w;
+}
+
+// Appends n actions on aggregate ["ledger", id] to both stores.
+void load_ledger(pqxx::connection &conn, const std::string &id, long n) {
+  constexpr long batch = 20000;
+  for (long done = 0; done < n; done += batch) {
+    progress.show("loading aggregate " + id + ": " + std::to_string(done / 1000) + "k");
+    const long k = std::min(batch, n - done);
+    const auto r = run(conn,
+                       "SELECT coherence_rebase(coherence_seq_no() + 1, (SELECT jsonb_agg(jsonb_build_object("
+                       "'source', 'load', 'action', jsonb_build_object('reason', 'post', 'actor', '[\"user\", "
+                       "\"loader\"]'::jsonb, 'aggregate', jsonb_build_array('ledger', " +
+                           conn.quote(id) +
+                           "), 'patch', jsonb_build_object('assoc', jsonb_build_object('n', g, 'k' || (g % 20), "
+                           "g)))) ORDER BY g) FROM generate_series(1, " +
+                           std::to_string(k) + ") g)) ->> 'result'");
+    if (std::string(r[0][0].c_str()) != "ok") throw std::runtime_error("loading an aggregate failed");
+    const std::string first = std::to_string(reserve_baseline(k));
+    const std::string last = first + " + " + std::to_string(k - 1);
+    run(conn, "WITH e AS (INSERT INTO baseline.events SELECT g, now(), 'load' FROM generate_series(" + first + ", " +
+                  last + ") g) INSERT INTO baseline.actions SELECT g, 'post', 'user', 'loader', 'ledger', " +
+                  conn.quote(id) +
+                  ", jsonb_build_object('assoc', jsonb_build_object('n', g, 'k' || (g % 20), g)) "
+                  "FROM generate_series(" +
+                  first + ", " + last + ") g");
+  }
 }
 
 // The columns the C++ client selects from coherence_stream.
@@ -742,8 +803,11 @@ Options parse_options(int argc, char **argv) {
       opt.full = true;
     else if (arg == "--out" && i + 1 < argc)
       opt.out_dir = argv[++i];
+    else if (arg == "--only" && i + 1 < argc)
+      opt.only = argv[++i];
     else
-      throw std::invalid_argument("usage: coherence-bench [--full] [--out DIR]");
+      throw std::invalid_argument(
+          "usage: coherence-bench [--full] [--out DIR] [--only size,append,batch,hot,stream,aggregate]");
   }
   if (opt.full) {
     opt.rounds = 4;
@@ -763,6 +827,11 @@ void create_database() {
   run(conn, kBaselineSchema);
 }
 
+// True when the scenario group is to run.
+bool wanted(const Options &opt, const std::string &group) {
+  return opt.only.empty() || ("," + opt.only + ",").find("," + group + ",") != std::string::npos;
+}
+
 // Runs every scenario in an order that lets the store grow once: empty-store
 // writes first, then 1M (and 10M) stored events for reads and size checks.
 int run_all(const Options &opt) {
@@ -770,19 +839,24 @@ int run_all(const Options &opt) {
   pqxx::connection conn{conninfo()};
   std::vector<Row> rows;
 
-  Pair empty = measure("append, empty store", 1, Workload{}, opt);
-  const double empty_rate = empty.coherence.rate();
-  rows.push_back(row_of("append vs store size", 1, 0, empty));
-
-  for (int clients : {1, 8, 32}) {
-    Pair p = measure("append " + std::to_string(clients) + " clients", clients, Workload{}, opt);
-    rows.push_back(row_of("append", clients, stored_events(conn), p, clients > 1 ? "writers' lock serializes" : ""));
+  double empty_rate = 0;
+  if (wanted(opt, "size")) {
+    Pair empty = measure("append, empty store", 1, Workload{}, opt);
+    empty_rate = empty.coherence.rate();
+    rows.push_back(row_of("append vs store size", 1, 0, empty));
   }
-  for (int clients : {1, 8}) {
-    Pair p = measure("batch " + std::to_string(clients) + " clients", clients, Workload{100}, opt);
-    rows.push_back(row_of("batch append (100/call)", clients, stored_events(conn), p));
-  }
-  {
+  if (wanted(opt, "append"))
+    for (int clients : {1, 8, 32}) {
+      Pair p = measure("append " + std::to_string(clients) + " clients", clients, Workload{}, opt);
+      rows.push_back(
+          row_of("append", clients, stored_events(conn), p, clients > 1 ? "writers' lock serializes" : ""));
+    }
+  if (wanted(opt, "batch"))
+    for (int clients : {1, 8}) {
+      Pair p = measure("batch " + std::to_string(clients) + " clients", clients, Workload{100}, opt);
+      rows.push_back(row_of("batch append (100/call)", clients, stored_events(conn), p));
+    }
+  if (wanted(opt, "hot")) {
     Workload hot{1, kHotAggregates, true};
     Pair p = measure("hot aggregates", 32, hot, opt);
     const double attempts = p.coherence.calls + p.coherence.conflicts;
@@ -791,25 +865,45 @@ int run_all(const Options &opt) {
                               "%, retries/success " +
                               fixed(static_cast<double>(p.coherence.conflicts) / p.coherence.calls, 2)));
   }
+  if (!wanted(opt, "stream") && !wanted(opt, "size") && !wanted(opt, "aggregate")) {
+    write_report(rows, opt, describe_run(conn, opt), "## coherence vs plain PostgreSQL");
+    return 0;
+  }
 
   // Streams first, while both stores hold the same events.
   const ReplayWindow replay = load_replay(conn);
   grow_to(conn, 1000000);
   const long stored = stored_events(conn);
-  StreamCase all{"stream all", 0, std::nullopt, as_client_columns(baseline_stream_sql("true", false)), true};
-  rows.push_back(measure_stream("stream via Store::stream", all, stored, opt));
-  all.label = "stream all, raw rows";
-  all.parse = false;
-  rows.push_back(measure_stream("stream, raw cursor rows", all, stored, opt));
-  StreamCase window{"replay window", replay.from, replay.to, as_client_columns(baseline_replay_sql(replay)), true};
-  rows.push_back(measure_stream("stream replay window (1000 effects)", window, stored, opt));
-  {
+  if (wanted(opt, "stream")) {
+    StreamCase all{"stream all", 0, std::nullopt, as_client_columns(baseline_stream_sql("true", false)), true};
+    rows.push_back(measure_stream("stream via Store::stream", all, stored, opt));
+    all.label = "stream all, raw rows";
+    all.parse = false;
+    rows.push_back(measure_stream("stream, raw cursor rows", all, stored, opt));
+    StreamCase window{"replay window", replay.from, replay.to, as_client_columns(baseline_replay_sql(replay)),
+                      true};
+    rows.push_back(measure_stream("stream replay window (1000 effects)", window, stored, opt));
+  }
+  if (wanted(opt, "size")) {
     Pair p = measure("append, 1M stored", 1, Workload{}, opt);
     rows.push_back(row_of("append vs store size", 1, stored, p,
                           "rate vs empty store " + fixed(p.coherence.rate() / empty_rate, 2)));
   }
+  if (wanted(opt, "aggregate")) {
+    for (const auto &[id, n] : {std::pair<std::string, long>{"small", 100}, {"big", 100000}}) {
+      load_ledger(conn, id, n);
+      Pair p = measure(
+          "aggregate read, " + std::to_string(n) + " actions", 1,
+          [&](int) { return std::make_unique<AggregateReader>(true, id); },
+          [&](int) { return std::make_unique<AggregateReader>(false, id); }, opt);
+      Row row = row_of("aggregate read (" + std::to_string(n) + " actions)", 1, stored_events(conn), p,
+                       "baseline fetches every patch (no fold)");
+      row.unit = "reads/s";
+      rows.push_back(row);
+    }
+  }
 
-  if (opt.full) {
+  if (opt.full && wanted(opt, "size")) {
     grow_to(conn, 10000000);
     const long big = stored_events(conn);
     Pair p = measure("append, 10M stored", 1, Workload{}, opt);
