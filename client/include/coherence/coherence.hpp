@@ -8,7 +8,13 @@
 //   3. JSON conversions (nlohmann::json) in the extension's JSON form;
 //   4. Store: append (rebase), stream, seq_no and event on a connection you own;
 //      the same four operations inside a transaction you manage;
-//   5. Subscription: catch up from a position, then follow new events live.
+//   5. Subscription: catch up from a position, then follow new events live;
+//
+// and <coherence/read_model.hpp>, included at the end of this header:
+//
+//   6. aggregate state: an aggregate's folded state with the base to append on;
+//   7. execute: the lookup -> operate -> write loop, retried on conflicts;
+//   8. Projector: a read model kept in your tables, with an atomic checkpoint.
 //
 // Errors. Input the client can check before sending (an empty source, an empty
 // patch, duplicate triggers, ...) throws std::invalid_argument and sends
@@ -25,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,6 +42,10 @@
 #include <pqxx/pqxx>
 
 namespace coherence {
+
+namespace internal {
+class Follower;  // the reconnecting follow loop behind Subscription and Projector
+}  // namespace internal
 
 // ---------------------------------------------------------------------------
 // 1. The data
@@ -271,19 +282,17 @@ class Subscription {
   std::int64_t position() const noexcept;
 
  private:
-  class Listener;
   void read_window(pqxx::connection &conn);
-  void wait(pqxx::connection &conn, const bool &notified);
-  void pause(std::chrono::milliseconds duration);
 
   std::string conninfo_;
   std::function<void(const Event &)> on_event_;
   SubscriptionOptions options_;
+  std::unique_ptr<internal::Follower> follower_;
   std::atomic<std::int64_t> position_;
-  std::atomic<bool> stopping_{false};
-  int wake_read_ = -1, wake_write_ = -1;  // self-pipe that stop() writes to
   std::optional<std::int64_t> window_to_;  // upper bound of an unfinished window
   std::int64_t window_delivered_ = 0;      // last seq_no delivered in it
 };
 
 }  // namespace coherence
+
+#include <coherence/read_model.hpp>
