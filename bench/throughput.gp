@@ -1,7 +1,7 @@
 # Throughput vs clients, coherence against the plain-INSERT baseline, from
 # bench/results/throughput.dat (written by coherence-bench). Run from the
 # repository root: gnuplot bench/throughput.gp
-set terminal pngcairo size 900,540 font ",11"
+set terminal pngcairo size 800,500 font ",11"
 set output "bench/results/throughput.png"
 set title "Append throughput vs clients (coherence vs plain PostgreSQL INSERTs)"
 set xlabel "client connections"
@@ -10,7 +10,7 @@ set logscale x 2
 set xtics (1, 8, 32)
 set xrange [0.8:40]
 set yrange [0:*]
-set key outside right top
+set key top left box opaque
 set grid ytics
 plot "bench/results/throughput.dat" using 1:2 with linespoints lw 2 pt 7 lc rgb "#1f77b4" title "coherence, 1 event/call", \
      "" using 1:3 with linespoints lw 2 pt 5 dt 2 lc rgb "#1f77b4" title "baseline, 1 event/call", \
