@@ -9,13 +9,6 @@
 namespace coherence::test {
 namespace {
 
-// Blocks until pred() holds. Tests never assert on time: a condition that
-// never comes true is a hang that CTest's timeout reports.
-template <typename Pred>
-void wait_until(Pred pred) {
-  while (!pred()) std::this_thread::sleep_for(std::chrono::milliseconds{2});
-}
-
 // Collects what a subscription delivers, from its run() thread.
 struct Received {
   std::mutex mutex;
@@ -29,20 +22,6 @@ struct Received {
     const std::lock_guard<std::mutex> lock(mutex);
     return rows.size();
   }
-};
-
-// run() on a thread for the scope; stops and joins at the end.
-class Running {
- public:
-  explicit Running(Subscription &s) : sub_(s), thread_([this] { sub_.run(); }) {}
-  ~Running() {
-    sub_.stop();
-    thread_.join();
-  }
-
- private:
-  Subscription &sub_;
-  std::thread thread_;
 };
 
 // Appends `count` single-action events on aggregates of one kind per writer,
@@ -75,7 +54,7 @@ TEST_F(SubscriptionTest, ConcurrentWritersAcrossAForcedReconnectExactlyOnceInOrd
   options.on_reconnect = [&](const std::exception &) { ++reconnects; };
   Subscription sub{db.conninfo("application_name=" + app), 1, [&](const Event &e) { received.add(e); }, options};
   {
-    Running running{sub};
+    Running<Subscription> running{sub};
     std::vector<std::thread> threads;
     for (int w = 0; w < writers; ++w) threads.emplace_back(write_events, db.conninfo(), w, per_writer);
 
@@ -123,7 +102,7 @@ TEST_F(SubscriptionTest, ResumesAnInterruptedWindowAfterTheLastDeliveredRow) {
                    },
                    options};
   {
-    Running running{sub};
+    Running<Subscription> running{sub};
     wait_until([&] { return sub.position() > 5000; });
   }
   EXPECT_EQ(reconnects, 1);
@@ -137,7 +116,7 @@ TEST_F(SubscriptionTest, TrailingEffectsAdvanceThePositionAndReplay) {
   Received received;
   Subscription sub{db.conninfo(), 2, [&](const Event &e) { received.add(e); }};
   {
-    Running running{sub};
+    Running<Subscription> running{sub};
     wait_until([&] { return sub.position() == 4; });
     // An effect alone is a window with no new rows of its own, only replays.
     store.rebase(4, {effect({"key", "2"})});
@@ -152,7 +131,7 @@ TEST_F(SubscriptionTest, NotificationWakesItLongBeforeThePollInterval) {
   Received received;
   Subscription sub{db.conninfo(), 1, [&](const Event &e) { received.add(e); }, options};
   store.rebase(1, {action("a", {"book", "1"})});
-  Running running{sub};
+  Running<Subscription> running{sub};
   wait_until([&] { return sub.position() == 2; });  // caught up: now it waits, listening
   store.rebase(2, {action("a", {"book", "2"})});
   wait_until([&] { return sub.position() == 3; });  // only the notification can wake it within the hour
@@ -181,7 +160,7 @@ TEST_F(SubscriptionTest, KindsFilterTheRows) {
   options.kinds = {"book"};
   Subscription sub{db.conninfo(), 1, [&](const Event &e) { received.add(e); }, options};
   {
-    Running running{sub};
+    Running<Subscription> running{sub};
     wait_until([&] { return sub.position() == 4; });
   }
   EXPECT_EQ(received.rows, (std::vector<std::pair<std::int64_t, bool>>{{1, false}, {3, false}}));

@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <ostream>
 #include <string>
+#include <thread>
 
 namespace coherence {
 
@@ -61,5 +63,30 @@ NewEvent effect(const Identity &trigger, const std::string &reason = "key-expire
 
 // The seq_nos of events, for compact comparisons.
 std::vector<std::int64_t> seq_nos(const std::vector<Event> &events);
+
+// Blocks until pred() holds. Tests never assert on time: a condition that
+// never comes true is a hang that CTest's timeout reports.
+template <typename Pred>
+void wait_until(Pred pred) {
+  while (!pred()) std::this_thread::sleep_for(std::chrono::milliseconds{2});
+}
+
+// run() of a Subscription or Projector on a thread for the scope; stops and
+// joins at the end.
+template <typename Runner>
+class Running {
+ public:
+  explicit Running(Runner &r) : runner_(r), thread_([this] { runner_.run(); }) {}
+  ~Running() {
+    runner_.stop();
+    thread_.join();
+  }
+  Running(const Running &) = delete;
+  Running &operator=(const Running &) = delete;
+
+ private:
+  Runner &runner_;
+  std::thread thread_;
+};
 
 }  // namespace coherence::test
