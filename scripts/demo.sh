@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: installs what is missing, builds and installs the extension and
 # the C++ client, then, on a throwaway server, runs the walkthrough example
-# (built like a user would, with pkg-config) and shows `coherence tail`
-# catching an event that another connection appends.
+# (built like a user would, with pkg-config), shows `coherence tail`
+# catching an event that another connection appends, and runs the
+# read-models example (a projector, execute, an expiring key) on a database
+# of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,15 @@ if [ "${1:-}" = --on-server ]; then
 	cat "$work/tail.out"
 	cat "$work/tail.err" >&2
 	[ -s "$work/tail.out" ] || { echo "demo: tail printed nothing" >&2; exit 1; }
+	echo
+
+	# The example starts from an empty store, so it gets its own database.
+	echo "== Read models: client/examples/read_models.cpp on a fresh database"
+	createdb coherence_read_models
+	psql -X -q -d coherence_read_models -c "CREATE EXTENSION coherence"
+	g++ -std=c++17 client/examples/read_models.cpp $(pkg-config --cflags --libs coherence-client) -o "$work/read_models"
+	echo
+	"$work/read_models" "dbname=coherence_read_models"
 	exit 0
 fi
 

@@ -74,7 +74,9 @@ TEST_F(ExecuteTest, EightThreadsIncrementOneCounterExactly1000Times) {
   EXPECT_EQ(aggregate(conn, counter).state, (json{{"n", threads * per_thread}}));
   // Every append saw its predecessor: the stored values are exactly 1..1000.
   std::vector<int> values;
-  store.stream(0, [&](const Event &e) { values.push_back(std::get<Action>(e.body).patch.assoc.at(0).second.get<int>()); });
+  store.stream(0, [&](const Event &e) {
+    values.push_back(std::get<Action>(e.body).patch.assoc.at(0).second.get<int>());
+  });
   ASSERT_EQ(values.size(), 1000u);
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(values[i], i + 1) << "at index " << i;
 }
