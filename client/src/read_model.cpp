@@ -103,13 +103,18 @@ std::int64_t Projector::checkpoint() const noexcept { return checkpoint_; }
 // Try-lock in a loop rather than a blocking pg_advisory_lock, so that stop()
 // can end the wait.
 void Projector::lock(pqxx::connection &conn) {
-  for (;;) {
+  // After a lost connection the old session may still hold the lock until
+  // the server notices it is gone: then wait for it even in fail mode.
+  const bool fail = options_.when_locked == WhenLocked::fail && !locked_before_;
+  for (bool waiting = false;; waiting = true) {
     {
       pqxx::nontransaction tx{conn};
       if (tx.exec_params1("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))", lock_namespace, name_)[0]
-              .as<bool>())
+              .as<bool>()) {
+        locked_before_ = true;
         return;
-      if (options_.when_locked == WhenLocked::fail) {
+      }
+      if (fail) {
         // Who holds it, for the message; it may be gone already.
         const pqxx::result holder = tx.exec_params(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
@@ -123,7 +128,7 @@ void Projector::lock(pqxx::connection &conn) {
                                                     " holds its advisory lock)"));
       }
     }
-    if (options_.on_lock_wait) options_.on_lock_wait();
+    if (!waiting && options_.on_lock_wait) options_.on_lock_wait();
     if (!follower_->pause(options_.lock_retry_interval)) throw internal::Stopped{};
   }
 }
@@ -140,7 +145,8 @@ bool Projector::apply_window(pqxx::connection &conn) {
     tx.commit();  // nothing new: end the snapshot cleanly
     return false;
   }
-  const std::int64_t to = std::min(head, from - 1 + options_.max_window);
+  // Written so that a huge max_window cannot overflow.
+  const std::int64_t to = head - (from - 1) > options_.max_window ? from - 1 + options_.max_window : head;
   // Replayed rows (all below `from`) come first, in seq_no order, so an
   // aggregate's reset precedes all of its rows in the window.
   std::set<std::pair<std::string, std::string>> reset;

@@ -228,6 +228,32 @@ TEST_F(ProjectorTest, SameNameWaitsUntilTheFirstStopsThenGoesOnFromItsCheckpoint
   EXPECT_EQ(second_calls.take(), (std::vector<std::string>{"3"}));
 }
 
+TEST_F(ProjectorTest, ReconnectsAfterItsBackendIsTerminatedTakingTheLockAgain) {
+  store.rebase(1, {action("a", {"book", "1"})});
+  create_model(db.conninfo(), "model");
+  const std::string app = "coherence_projector_" + std::to_string(::getpid());
+  std::atomic<int> reconnects{0};
+  ProjectorOptions options;  // fail mode: only its own, released, lock could stop it
+  options.reconnect_delay = std::chrono::milliseconds{10};
+  options.on_reconnect = [&](const std::exception &) { ++reconnects; };
+  Projector projector{"model", db.conninfo("application_name=" + app), model_handler("model"), model_reset("model"),
+                      options};
+  Running<Projector> running{projector};
+  wait_until([&] { return projector.checkpoint() == 1; });
+  const std::string old_pid = sql("SELECT pid FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  EXPECT_EQ(sql("SELECT pg_terminate_backend(" + old_pid + ", 10000)"), "t");
+
+  store.rebase(2, {action("a", {"book", "1"}, "y", 2), action("a", {"book", "2"})});
+  wait_until([&] { return projector.checkpoint() == 3; });
+  EXPECT_GE(reconnects, 1);
+  const std::string new_pid = sql("SELECT pid FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  EXPECT_NE(new_pid, old_pid);
+  EXPECT_EQ(sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"),
+            new_pid);
+  EXPECT_EQ(dump_model(db.conninfo(), "model"), "book/1 2 {\"x\": 1, \"y\": 2}\nbook/2 1 {\"x\": 1}\n");
+}
+
 TEST_F(ProjectorTest, StopEndsAWaitForTheLock) {
   Projector first{"catalogue", db.conninfo(), [](pqxx::transaction_base &, const Event &) {}};
   Running<Projector> running{first};

@@ -92,8 +92,8 @@ struct ProjectorOptions : SubscriptionOptions {
   WhenLocked when_locked = WhenLocked::fail;
   // While waiting, how often to try the lock again.
   std::chrono::milliseconds lock_retry_interval = std::chrono::milliseconds{500};
-  // Called (on the run() thread) each time the lock is found taken and the
-  // projector starts waiting, for logging.
+  // Called (on the run() thread) when the projector starts waiting for the
+  // lock, for logging.
   std::function<void()> on_lock_wait = {};
   // At most this many seq_nos per window (transaction): bounds the work a
   // crash or a stop throws away, and the length of each transaction.
@@ -140,8 +140,10 @@ class ProjectorLocked : public std::runtime_error {
 // (in pg_locks: locktype 'advisory', objsubid 2, in this database), held
 // until its connection closes, which also happens when the process dies.
 // A second projector with the same name then fails (ProjectorLocked) or
-// waits, as ProjectorOptions::when_locked says. Distinct names whose hashes
-// collide exclude each other too (harmless; unlikely).
+// waits, as ProjectorOptions::when_locked says. After a lost connection a
+// projector always waits: its old session may hold the lock until the
+// server notices it is gone. Distinct names whose hashes collide exclude
+// each other too (harmless; unlikely).
 //
 // Effects are not stream rows, so on_event sees only actions. Effects an
 // aggregate kinds filter excludes are not replayed to you either.
@@ -188,6 +190,7 @@ class Projector {
   ProjectorOptions options_;
   std::unique_ptr<internal::Follower> follower_;
   std::atomic<std::int64_t> checkpoint_{0};
+  bool locked_before_ = false;  // a later lock() is a reconnection
 };
 
 }  // namespace coherence
