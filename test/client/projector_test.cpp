@@ -37,10 +37,12 @@ struct Calls {
   std::mutex mutex;
   std::vector<std::string> log;
 
+  // Appends one entry.
   void add(std::string entry) {
     const std::lock_guard<std::mutex> lock(mutex);
     log.push_back(std::move(entry));
   }
+  // The entries so far, clearing the log.
   std::vector<std::string> take() {
     const std::lock_guard<std::mutex> lock(mutex);
     return std::exchange(log, {});

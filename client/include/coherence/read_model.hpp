@@ -145,8 +145,8 @@ class ProjectorLocked : public std::runtime_error {
 // server notices it is gone. Distinct names whose hashes collide exclude
 // each other too (harmless; unlikely).
 //
-// Effects are not stream rows, so on_event sees only actions. Effects an
-// aggregate kinds filter excludes are not replayed to you either.
+// Effects are not stream rows, so on_event sees only actions; with `kinds`,
+// only rows (replayed or not) of those aggregate kinds, and resets of them.
 class Projector {
  public:
   // Projects one event: write the read model in tx (do not commit it).
