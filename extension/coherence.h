@@ -45,7 +45,8 @@ typedef struct CoherencePlan
 } CoherencePlan;
 
 /* coherence.c */
-extern void coherence_use_catalog(FunctionCallInfo fcinfo);
+extern void coherence_begin(FunctionCallInfo fcinfo);
+extern void coherence_end(void);
 extern Oid	coherence_schema(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
@@ -60,6 +61,9 @@ extern void coherence_check_resolved(ArrayType *resolved);
 extern int	coherence_snapshot_interval;
 extern void coherence_define_snapshot_interval(void);
 extern void coherence_snapshot_appended(const CoherenceEvent *events, int nevents);
+
+/* write.c */
+extern void coherence_write_events(const CoherenceEvent *events, int nevents);
 
 /* event.c */
 extern int64 coherence_max_seq_no(Snapshot snapshot, bool read_only);

@@ -96,51 +96,7 @@ static CoherencePlan action_conflict_plan = {
 	4, {TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8ARRAYOID}, CURSOR_OPT_GENERIC_PLAN
 };
 
-/* Multi-row inserts, one statement per table whatever the history's length. */
-static CoherencePlan insert_events_plan = {
-	"INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source)"
-	" SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])",
-	3, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
-};
-
-static CoherencePlan insert_actions_plan = {
-	"INSERT INTO %1$s.coherence_actions"
-	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
-	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
-	"                      $5::text[], $6::text[], $7::jsonb[])",
-	7, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
-};
-
-static CoherencePlan insert_effects_plan = {
-	"INSERT INTO %1$s.coherence_effects (seq_no, reason, trigger_kind, trigger_id)"
-	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
-	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
-};
-
-static CoherencePlan insert_triggers_plan = {
-	"INSERT INTO %1$s.coherence_triggers (seq_no, trigger_kind, trigger_id)"
-	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
-	3, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
-};
-
-/*
- * The usual history, actions without triggers: events and actions in one
- * statement (one executor start and plan check instead of two). The
- * foreign key is checked at the end of the statement, after both inserts.
- */
-static CoherencePlan insert_events_actions_plan = {
-	"WITH e AS (INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source)"
-	"           SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]))"
-	" INSERT INTO %1$s.coherence_actions"
-	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
-	" SELECT * FROM unnest($1::bigint[], $4::text[], $5::text[], $6::text[],"
-	"                      $7::text[], $8::text[], $9::jsonb[])",
-	9, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
-};
-
-/* Column values gathered for one multi-row insert. */
+/* Column values gathered for array parameters. */
 typedef struct Columns
 {
 	int			nrows;
@@ -167,103 +123,6 @@ column_array(Columns *columns, int column, Oid element_type)
 	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
 	return PointerGetDatum(construct_array(columns->values[column], columns->nrows,
 										   element_type, typlen, typbyval, typalign));
-}
-
-/* Runs one multi-row insert of the gathered rows, if there are any. */
-static void
-insert_columns(CoherencePlan *plan, Columns *columns)
-{
-	Datum		args[7];
-	int			rc;
-
-	if (columns->nrows == 0)
-		return;
-	for (int i = 0; i < plan->nargs; i++)
-		args[i] = column_array(columns, i, get_element_type(plan->argtypes[i]));
-	rc = SPI_execute_plan(coherence_plan(plan), args, NULL, false, 0);
-	coherence_check_spi(rc, SPI_OK_INSERT, "appending events");
-}
-
-/* Inserts events and their actions with insert_events_actions_plan. */
-static void
-insert_events_and_actions(Columns *base_rows, Columns *actions)
-{
-	CoherencePlan *plan = &insert_events_actions_plan;
-	Datum		args[9];
-	int			rc;
-
-	for (int i = 0; i < 3; i++)
-		args[i] = column_array(base_rows, i, get_element_type(plan->argtypes[i]));
-	for (int i = 1; i < 7; i++)
-		args[i + 2] = column_array(actions, i, get_element_type(plan->argtypes[i + 2]));
-	rc = SPI_execute_plan(coherence_plan(plan), args, NULL, false, 0);
-	coherence_check_spi(rc, SPI_OK_INSERT, "appending events");
-}
-
-/* Writes the events, whose seq_nos are already assigned. */
-static void
-write_events(const CoherenceEvent *events, int nevents)
-{
-	Columns		base_rows,
-				actions,
-				effects,
-				links;
-	int			ntriggers = 0;
-
-	for (int i = 0; i < nevents; i++)
-		ntriggers += events[i].ntriggers;
-	columns_init(&base_rows, 3, nevents);
-	columns_init(&actions, 7, nevents);
-	columns_init(&effects, 4, nevents);
-	columns_init(&links, 3, ntriggers);
-
-	for (int i = 0; i < nevents; i++)
-	{
-		const CoherenceEvent *e = &events[i];
-		Datum		seq_no = Int64GetDatum(e->seq_no);
-		int			row = base_rows.nrows++;
-
-		base_rows.values[0][row] = seq_no;
-		base_rows.values[1][row] = TimestampTzGetDatum(e->timestamp);
-		base_rows.values[2][row] = CStringGetTextDatum(e->source);
-		if (e->is_action)
-		{
-			row = actions.nrows++;
-			actions.values[0][row] = seq_no;
-			actions.values[1][row] = CStringGetTextDatum(e->reason);
-			actions.values[2][row] = CStringGetTextDatum(e->actor.kind);
-			actions.values[3][row] = CStringGetTextDatum(e->actor.id);
-			actions.values[4][row] = CStringGetTextDatum(e->aggregate.kind);
-			actions.values[5][row] = CStringGetTextDatum(e->aggregate.id);
-			actions.values[6][row] = JsonbPGetDatum(e->patch);
-			for (int t = 0; t < e->ntriggers; t++)
-			{
-				row = links.nrows++;
-				links.values[0][row] = seq_no;
-				links.values[1][row] = CStringGetTextDatum(e->triggers[t].kind);
-				links.values[2][row] = CStringGetTextDatum(e->triggers[t].id);
-			}
-		}
-		else
-		{
-			row = effects.nrows++;
-			effects.values[0][row] = seq_no;
-			effects.values[1][row] = CStringGetTextDatum(e->reason);
-			effects.values[2][row] = CStringGetTextDatum(e->trigger.kind);
-			effects.values[3][row] = CStringGetTextDatum(e->trigger.id);
-		}
-	}
-
-	if (effects.nrows == 0 && links.nrows == 0)
-	{
-		insert_events_and_actions(&base_rows, &actions);
-		return;
-	}
-	/* Parents first, for the foreign keys. */
-	insert_columns(&insert_events_plan, &base_rows);
-	insert_columns(&insert_actions_plan, &actions);
-	insert_columns(&insert_effects_plan, &effects);
-	insert_columns(&insert_triggers_plan, &links);
 }
 
 /*
@@ -504,8 +363,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	coherence_check_resolved(resolved);
 	events = coherence_read_history(history, &nevents);
 
-	coherence_use_catalog(fcinfo);
-	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_begin(fcinfo);
 	coherence_lock_writers();
 
 	next = read_head(events, nevents, base, PointerGetDatum(resolved), &head) + 1;
@@ -524,14 +382,14 @@ coherence_rebase(PG_FUNCTION_ARGS)
 		}
 		else if (!dry)
 		{
-			write_events(events, nevents);
+			coherence_write_events(events, nevents);
 			coherence_snapshot_appended(events, nevents);
 			wrote = true;
 		}
 	}
 	if (!wrote)
 		coherence_unlock_writers();
-	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	coherence_end();
 
 	if (wrote)
 		Async_Notify("coherence", psprintf(INT64_FORMAT, events[nevents - 1].seq_no));
