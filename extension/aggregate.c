@@ -360,10 +360,9 @@ coherence_aggregate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coherence: at_seq_no must not be negative")));
 
-	coherence_use_catalog(fcinfo);
-	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_begin(fcinfo);
 	state = fold(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), at_seq_no, true, caller, &folded);
-	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	coherence_end();
 
 	if (state == NULL)
 		PG_RETURN_NULL();

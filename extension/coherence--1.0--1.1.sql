@@ -29,8 +29,7 @@ CREATE FUNCTION @extschema@.coherence_aggregate(
 	at_seq_no bigint DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'coherence_aggregate'
-LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY DEFINER;
 
 -- A projector's checkpoint: the last seq_no it applied, 0 before the first.
 CREATE FUNCTION @extschema@.coherence_checkpoint(name text) RETURNS bigint

@@ -68,8 +68,10 @@ CREATE TRIGGER coherence_immutable_truncate BEFORE TRUNCATE ON @extschema@.coher
 
 -- The API. The functions run as the extension's owner (SECURITY DEFINER) so
 -- that callers need only EXECUTE, never table privileges, and so can never
--- bypass the checks; search_path is pinned so that a caller's look-alike
--- tables, functions or operators are never used.
+-- bypass the checks. The C code names tables with the extension's schema and
+-- resolves everything else in pg_catalog alone while it runs (an override
+-- search path, cheaper than a SET clause), so a caller's look-alike tables,
+-- functions or operators are never used.
 CREATE FUNCTION @extschema@.coherence_rebase(
 	base bigint,
 	history jsonb,
@@ -77,8 +79,7 @@ CREATE FUNCTION @extschema@.coherence_rebase(
 	dry boolean DEFAULT false)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'coherence_rebase'
-LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.coherence_stream(
 	from_seq_no bigint DEFAULT 0,
@@ -98,18 +99,15 @@ RETURNS TABLE (
 	replayed boolean)
 AS 'MODULE_PATHNAME', 'coherence_stream'
 LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 ROWS 1000;
 
 CREATE FUNCTION @extschema@.coherence_seq_no() RETURNS bigint
 AS 'MODULE_PATHNAME', 'coherence_seq_no'
-LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.coherence_event(seq_no bigint) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'coherence_event'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED SECURITY DEFINER;
 
 -- Nothing is callable by default: a DBA grants EXECUTE to writer and reader
 -- roles (see the README, "Privileges").

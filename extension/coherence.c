@@ -13,6 +13,13 @@
  * ordinary SQL (no function takes it), so a client cannot block writers with
  * it, yet DROP EXTENSION waits for writers in flight.
  *
+ * Name lookup. While a coherence function runs its own statements, the
+ * search path is pg_catalog alone (no temporary schema): tables are named
+ * with the extension's schema, and operators and functions can only come
+ * from the catalog, whatever the caller's search_path holds. An override
+ * search path does this without the cost of a SET clause on every call, and
+ * kept plans are revalidated under it, never under the caller's path.
+ *
  * Plans. Statements are prepared on first use with the schema name quoted
  * into their text and kept for the backend's life. The cache is keyed by the
  * extension's OID and schema: after DROP/CREATE EXTENSION it is rebuilt.
@@ -20,6 +27,7 @@
 #include "postgres.h"
 
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
@@ -75,7 +83,7 @@ forget_plans(void)
  * Points the plan cache at the extension that owns the called function, so
  * tables are found through the extension's schema, never the search_path.
  */
-void
+static void
 coherence_use_catalog(FunctionCallInfo fcinfo)
 {
 	Oid			fn_oid = fcinfo->flinfo->fn_oid;
@@ -117,6 +125,28 @@ Oid
 coherence_schema(void)
 {
 	return catalog_schema;
+}
+
+/*
+ * Starts a coherence function's own work: finds the extension's schema,
+ * pins name lookup to pg_catalog and connects SPI. Errors undo all three.
+ */
+void
+coherence_begin(FunctionCallInfo fcinfo)
+{
+	static OverrideSearchPath catalog_only = {NIL, true, false, 0};
+
+	coherence_use_catalog(fcinfo);
+	PushOverrideSearchPath(&catalog_only);
+	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+}
+
+/* Ends what coherence_begin started. */
+void
+coherence_end(void)
+{
+	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	PopOverrideSearchPath();
 }
 
 /* Returns the kept plan for a statement, preparing it on first use. */

@@ -252,10 +252,9 @@ coherence_event(PG_FUNCTION_ARGS)
 	JsonbValue *result;
 	bool		found;
 
-	coherence_use_catalog(fcinfo);
-	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_begin(fcinfo);
 	found = coherence_fetch_event(seq_no, true, &event, caller);
-	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	coherence_end();
 	if (!found)
 		PG_RETURN_NULL();
 
@@ -269,9 +268,8 @@ coherence_seq_no(PG_FUNCTION_ARGS)
 {
 	int64		max;
 
-	coherence_use_catalog(fcinfo);
-	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_begin(fcinfo);
 	max = coherence_max_seq_no(NULL, true);
-	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	coherence_end();
 	PG_RETURN_INT64(max);
 }

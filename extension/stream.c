@@ -123,7 +123,6 @@ coherence_stream(PG_FUNCTION_ARGS)
 		check_kinds(PG_GETARG_ARRAYTYPE_P(2));
 
 	InitMaterializedSRF(fcinfo, 0);
-	coherence_use_catalog(fcinfo);
 
 	params = makeParamList(3);
 	set_param(params, 0, INT8OID, Int64GetDatum(from), false);
@@ -136,11 +135,11 @@ coherence_stream(PG_FUNCTION_ARGS)
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
 
-	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	coherence_begin(fcinfo);
 	if (from > 1)
 		run_into(&replay_plan, params, dest);
 	run_into(&window_plan, params, dest);
-	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
+	coherence_end();
 
 	dest->rDestroy(dest);
 	return (Datum) 0;

@@ -35,6 +35,11 @@ SELECT coherence_seq_no();
 SELECT seq_no, aggregate_id, replayed FROM coherence_stream(1);
 SELECT coherence_event(1)->>'source' AS source;
 SELECT seq_no, source FROM decoy.coherence_events;
+-- Kept plans are revalidated after an invalidation, still never under the
+-- caller's path: the look-alike equality would make this a conflict.
+ANALYZE vault.coherence_actions;
+SELECT coherence_rebase(3, '[{"source": "s", "action": {"reason": "r", "actor": ["user", "u"],
+	"aggregate": ["book", "c"], "patch": {"assoc": {"k": 1}}}}]')->>'result' AS after_invalidation;
 RESET search_path;
 
 -- An empty search_path is fine too.
