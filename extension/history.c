@@ -134,17 +134,14 @@ read_identity(const JsonbValue *v, int index, const char *field)
 static bool
 is_path(const JsonbValue *v)
 {
-	JsonbIterator *it;
-	JsonbIteratorToken token;
-	JsonbValue	elem;
+	int			n;
 
 	if (v->type == jbvString)
 		return true;
-	if (!is_container(v, false) || JsonContainerSize(v->val.binary.data) == 0)
+	if (!is_container(v, false) || (n = JsonContainerSize(v->val.binary.data)) == 0)
 		return false;
-	it = JsonbIteratorInit(v->val.binary.data);
-	while ((token = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
-		if (token == WJB_ELEM && elem.type != jbvString)
+	for (int i = 0; i < n; i++)
+		if (getIthJsonbValueFromContainer(v->val.binary.data, i)->type != jbvString)
 			return false;
 	return true;
 }
@@ -153,29 +150,24 @@ is_path(const JsonbValue *v)
 static void
 check_assoc(const JsonbValue *assoc, int index)
 {
-	JsonbIterator *it;
-	JsonbIteratorToken token;
-	JsonbValue	pair;
-	int			position = 0;
+	int			n;
 
 	if (is_container(assoc, true) && JsonContainerSize(assoc->val.binary.data) > 0)
 		return;
-	if (!is_container(assoc, false) || JsonContainerSize(assoc->val.binary.data) == 0)
+	if (!is_container(assoc, false) || (n = JsonContainerSize(assoc->val.binary.data)) == 0)
 		bad_field(index, ".action.patch.assoc",
 				  "must be a non-empty object or a non-empty array of [path, value] pairs");
 
-	it = JsonbIteratorInit(assoc->val.binary.data);
-	while ((token = JsonbIteratorNext(&it, &pair, true)) != WJB_DONE)
+	for (int i = 0; i < n; i++)
 	{
-		if (token != WJB_ELEM)
-			continue;
-		if (!is_container(&pair, false) || JsonContainerSize(pair.val.binary.data) != 2)
-			bad_field(index, psprintf(".action.patch.assoc[%d]", position),
+		JsonbValue *pair = getIthJsonbValueFromContainer(assoc->val.binary.data, i);
+
+		if (!is_container(pair, false) || JsonContainerSize(pair->val.binary.data) != 2)
+			bad_field(index, psprintf(".action.patch.assoc[%d]", i),
 					  "must be a [path, value] pair");
-		if (!is_path(getIthJsonbValueFromContainer(pair.val.binary.data, 0)))
-			bad_field(index, psprintf(".action.patch.assoc[%d]", position),
+		if (!is_path(getIthJsonbValueFromContainer(pair->val.binary.data, 0)))
+			bad_field(index, psprintf(".action.patch.assoc[%d]", i),
 					  "path must be a key or a non-empty array of keys");
-		position++;
 	}
 }
 
@@ -183,24 +175,15 @@ check_assoc(const JsonbValue *assoc, int index)
 static void
 check_dissoc(const JsonbValue *dissoc, int index)
 {
-	JsonbIterator *it;
-	JsonbIteratorToken token;
-	JsonbValue	path;
-	int			position = 0;
+	int			n;
 
-	if (!is_container(dissoc, false) || JsonContainerSize(dissoc->val.binary.data) == 0)
+	if (!is_container(dissoc, false) || (n = JsonContainerSize(dissoc->val.binary.data)) == 0)
 		bad_field(index, ".action.patch.dissoc", "must be a non-empty array of paths");
 
-	it = JsonbIteratorInit(dissoc->val.binary.data);
-	while ((token = JsonbIteratorNext(&it, &path, true)) != WJB_DONE)
-	{
-		if (token != WJB_ELEM)
-			continue;
-		if (!is_path(&path))
-			bad_field(index, psprintf(".action.patch.dissoc[%d]", position),
+	for (int i = 0; i < n; i++)
+		if (!is_path(getIthJsonbValueFromContainer(dissoc->val.binary.data, i)))
+			bad_field(index, psprintf(".action.patch.dissoc[%d]", i),
 					  "must be a key or a non-empty array of keys");
-		position++;
-	}
 }
 
 /* Reads a patch, kept as given once it is known to be well formed. */
