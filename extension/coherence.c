@@ -36,6 +36,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 
 #include "coherence.h"
 
@@ -98,8 +99,8 @@ coherence_use_catalog(FunctionCallInfo fcinfo)
 	if (!OidIsValid(extension))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("coherence: function %u does not belong to the coherence extension",
-						fn_oid),
+				 errmsg("coherence: function %s does not belong to the coherence extension",
+						format_procedure(fn_oid)),
 				 errhint("Create the functions with CREATE EXTENSION coherence.")));
 	schema = get_func_namespace(fn_oid);
 

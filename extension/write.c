@@ -54,8 +54,11 @@ writer_open(TableWriter *writer, const char *name, int ncolumns)
 				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
 	writer->table = table_open(relid, RowExclusiveLock);
 	if (RelationGetDescr(writer->table)->natts != ncolumns)
-		elog(ERROR, "coherence: table %s has %d columns, expected %d",
-			 name, RelationGetDescr(writer->table)->natts, ncolumns);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coherence: table %s has %d columns, expected %d",
+						name, RelationGetDescr(writer->table)->natts, ncolumns),
+				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
 	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->table),
 											&TTSOpsHeapTuple);
 

@@ -1,0 +1,24 @@
+-- A damaged installation fails loudly instead of writing wrong rows.
+DROP EXTENSION coherence;
+CREATE EXTENSION coherence;
+\set SHOW_CONTEXT never
+
+-- The C functions work only as members of the extension.
+CREATE FUNCTION rogue_seq_no() RETURNS bigint AS 'coherence', 'coherence_seq_no' LANGUAGE C;
+SELECT rogue_seq_no();
+DROP FUNCTION rogue_seq_no();
+
+-- A table that gained a column is not written with the old row shape.
+ALTER TABLE coherence_effects ADD COLUMN note text;
+SELECT coherence_rebase(1, '[{"source": "s", "effect": {"reason": "r", "trigger": ["key", "1"]}}]');
+ALTER TABLE coherence_effects DROP COLUMN note;
+
+-- A table that is gone is reported by name.
+ALTER EXTENSION coherence DROP TABLE coherence_triggers;
+DROP TABLE coherence_triggers;
+SELECT coherence_rebase(1, '[{"source": "s", "action": {"reason": "r", "actor": ["user", "u"],
+	"aggregate": ["book", "b"], "patch": {"assoc": {"k": 1}}}, "triggers": [["key", "1"]]}]');
+SELECT coherence_seq_no();
+
+DROP EXTENSION coherence;
+CREATE EXTENSION coherence;
