@@ -312,9 +312,7 @@ sampled(int64 seq_no)
 void
 coherence_snapshot_appended(const CoherenceEvent *events, int nevents)
 {
-	/* A 1.0 installation, not yet updated, has no snapshots table. */
-	if (coherence_snapshot_interval <= 0 ||
-		!OidIsValid(get_relname_relid("coherence_snapshots", coherence_schema())))
+	if (coherence_snapshot_interval <= 0)
 		return;
 
 	for (int i = 0; i < nevents; i++)
@@ -327,6 +325,9 @@ coherence_snapshot_appended(const CoherenceEvent *events, int nevents)
 
 		if (!e->is_action || !sampled(e->seq_no))
 			continue;
+		/* A 1.0 installation, not yet updated, has no snapshots table. */
+		if (!OidIsValid(get_relname_relid("coherence_snapshots", coherence_schema())))
+			return;
 		args[0] = CStringGetTextDatum(e->aggregate.kind);
 		args[1] = CStringGetTextDatum(e->aggregate.id);
 		args[2] = Int64GetDatum(e->seq_no);
