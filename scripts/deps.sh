@@ -7,6 +7,7 @@ packages=(
 	make gcc g++ cmake pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
 	libpq-dev libpqxx-dev nlohmann-json3-dev libgtest-dev
+	libcli11-dev libhowardhinnant-date-dev uuid-dev
 )
 if [ "${1:-}" = --bench ]; then
 	packages+=(gnuplot-nox)
