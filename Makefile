@@ -20,13 +20,18 @@ include $(PGXS)
 # extension itself builds, installs and tests the plain PGXS way above.
 CLIENT_BUILD = build/client
 
-.PHONY: client install-client test demo bench
+.PHONY: client install-client test demo bench test-matrix deb dist
 
 client:
 	cmake -S client -B $(CLIENT_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(CLIENT_BUILD) -j2
 
+# make install installs the client too; WITH_CLIENT=no installs the
+# extension alone (the Debian packaging installs the client with CMake).
+WITH_CLIENT ?= yes
+ifeq ($(WITH_CLIENT),yes)
 install: install-client
+endif
 install-client: client
 	cmake --install $(CLIENT_BUILD) >/dev/null
 
@@ -38,3 +43,20 @@ demo:
 
 bench:
 	scripts/bench.sh
+
+# The version matrix beyond this machine (PostgreSQL 17 and 18 in Debian 13
+# and testing chroots) and the Debian package test; see scripts/matrix.sh.
+test-matrix:
+	scripts/matrix.sh
+
+# Debian packages of the extension, the client library and the CLI, in build/deb.
+deb:
+	scripts/deb.sh
+
+# The PGXN release: a tarball of the committed tree at the current version.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+dist:
+	scripts/check-version.sh
+	mkdir -p build/dist
+	git archive --format=tar.gz --prefix=$(EXTENSION)-$(EXTVERSION)/ -o build/dist/$(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+	@echo build/dist/$(EXTENSION)-$(EXTVERSION).tar.gz
