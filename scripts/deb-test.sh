@@ -35,7 +35,7 @@ free_port() {
 
 # The compiler and build tools the example needs are not part of the test.
 apt-get update -qq
-apt-get install -y -qq g++ cmake pkgconf >/dev/null
+apt-get install -y -qq g++ make cmake pkgconf >/dev/null
 snapshot >"$work/before"
 
 apt-get install -y -qq "$debs"/*.deb >"$work/install.log" 2>&1 ||

@@ -24,13 +24,15 @@ cache=${COHERENCE_MATRIX_CACHE:-/var/cache/coherence/matrix}
 self=$top/scripts/matrix.sh
 
 # Inside fresh namespaces (see run_in_root): mounts the overlay of the cached
-# root file system, /proc, /dev and a private /dev/shm, copies the source
-# tree in, and runs the command in the chroot with a clean environment.
+# root file system, the suite's cache of downloaded packages, /proc, /dev and
+# a private /dev/shm, copies the source tree in, and runs the command in the
+# chroot with a clean environment.
 if [ "${1:-}" = --inside ]; then
-	lower=$2 work=$3
-	shift 3
+	lower=$2 work=$3 archives=$4
+	shift 4
 	root=$work/root
 	mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$root"
+	mount --bind "$archives" "$root/var/cache/apt/archives"
 	mount -t proc proc "$root/proc"
 	mount --bind /dev "$root/dev"
 	mount --bind /dev/pts "$root/dev/pts"
@@ -68,16 +70,16 @@ sources() {
 	esac
 }
 
-# Runs a shell command in the root file system of a suite: the cache itself
-# when the first argument is --cache (to install packages into it), else a
-# throwaway overlay over it.
+# Runs a shell command in a throwaway overlay over the cached root file
+# system of a suite; packages it downloads are kept for the next run.
 run_in_root() {
 	local suite=$1 command=$2 work
 	work=$(mktemp -d /var/tmp/coherence-matrix.XXXXXX)
 	mkdir "$work/upper" "$work/work" "$work/root"
 	local rc=0
+	mkdir -p "$cache/$suite.archives"
 	unshare --mount --pid --fork --propagation private \
-		"$self" --inside "$cache/$suite" "$work" "$command" || rc=$?
+		"$self" --inside "$cache/$suite" "$work" "$cache/$suite.archives" "$command" || rc=$?
 	rm -rf --one-file-system "$work"
 	return $rc
 }
