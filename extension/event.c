@@ -251,10 +251,11 @@ coherence_event(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 	bool		found;
+	int			nest_level;
 
-	coherence_begin(fcinfo);
+	nest_level = coherence_begin(fcinfo);
 	found = coherence_fetch_event(seq_no, true, &event, caller);
-	coherence_end();
+	coherence_end(nest_level);
 	if (!found)
 		PG_RETURN_NULL();
 
@@ -267,9 +268,10 @@ Datum
 coherence_seq_no(PG_FUNCTION_ARGS)
 {
 	int64		max;
+	int			nest_level;
 
-	coherence_begin(fcinfo);
+	nest_level = coherence_begin(fcinfo);
 	max = coherence_max_seq_no(NULL, true);
-	coherence_end();
+	coherence_end(nest_level);
 	PG_RETURN_INT64(max);
 }

@@ -12,8 +12,10 @@
  * SQLSTATE 40001 instead of answering from a stale view.
  *
  * A call that writes keeps the lock until its transaction ends, so the next
- * writer sees its events. A call that writes nothing (conflict, invalid base,
- * dry run) gives its hold back at once.
+ * writer sees its events. A call that writes nothing (conflict, invalid base)
+ * gives its hold back at once. A dry run takes no lock at all: it answers
+ * from one snapshot (a fresh one in READ COMMITTED), so it never waits
+ * behind an open appender and works on a hot standby.
  */
 #include "postgres.h"
 
@@ -96,35 +98,6 @@ static CoherencePlan action_conflict_plan = {
 	4, {TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8ARRAYOID}, CURSOR_OPT_GENERIC_PLAN
 };
 
-/* Column values gathered for array parameters. */
-typedef struct Columns
-{
-	int			nrows;
-	Datum	   *values[7];
-} Columns;
-
-/* Allocates room for up to capacity rows of ncolumns columns. */
-static void
-columns_init(Columns *columns, int ncolumns, int capacity)
-{
-	columns->nrows = 0;
-	for (int i = 0; i < ncolumns; i++)
-		columns->values[i] = palloc(sizeof(Datum) * Max(capacity, 1));
-}
-
-/* Builds a one-dimensional array from gathered column values. */
-static Datum
-column_array(Columns *columns, int column, Oid element_type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(columns->values[column], columns->nrows,
-										   element_type, typlen, typbyval, typalign));
-}
-
 /*
  * The aggregate every action of the history acts on, or NULL when they act
  * on several or there are no actions.
@@ -164,9 +137,9 @@ typedef struct Head
  */
 static int
 find_conflict(const CoherenceEvent *events, int nevents, int64 base,
-			  Datum resolved, const Head *head, int64 *theirs)
+			  Datum resolved, bool read_only, const Head *head, int64 *theirs)
 {
-	Columns		aggregates;
+	CoherenceRows aggregates;
 	int		   *action_index;
 	Datum		args[4];
 	bool		isnull;
@@ -182,7 +155,7 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 	}
 
 	action_index = palloc(sizeof(int) * nevents);
-	columns_init(&aggregates, 2, nevents);
+	coherence_rows_init(&aggregates, 2, nevents);
 	for (int i = 0; i < nevents; i++)
 	{
 		int			row;
@@ -191,19 +164,19 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 			continue;
 		row = aggregates.nrows++;
 		action_index[row] = i;
-		aggregates.values[0][row] = CStringGetTextDatum(events[i].aggregate.kind);
-		aggregates.values[1][row] = CStringGetTextDatum(events[i].aggregate.id);
+		aggregates.columns[0][row] = CStringGetTextDatum(events[i].aggregate.kind);
+		aggregates.columns[1][row] = CStringGetTextDatum(events[i].aggregate.id);
 	}
 	if (aggregates.nrows == 0)
 		return -1;
 
-	args[0] = column_array(&aggregates, 0, TEXTOID);
-	args[1] = column_array(&aggregates, 1, TEXTOID);
+	args[0] = coherence_column_array(&aggregates, 0, TEXTARRAYOID);
+	args[1] = coherence_column_array(&aggregates, 1, TEXTARRAYOID);
 	args[2] = Int64GetDatum(base);
 	args[3] = resolved;
 	rc = SPI_execute_plan(coherence_plan(head->effects_since_base ? &conflict_plan
 										 : &action_conflict_plan),
-						  args, NULL, false, 1);
+						  args, NULL, read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "checking for conflicts");
 	if (SPI_processed == 0)
 		return -1;
@@ -214,12 +187,13 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 }
 
 /*
- * Returns the highest seq_no (0 when empty) and fills *head (see head_plan),
- * with a fresh snapshot in READ COMMITTED as SPI gives writers.
+ * Returns the highest seq_no (0 when empty) and fills *head (see head_plan).
+ * A writer reads with a fresh snapshot in READ COMMITTED, as SPI gives
+ * writers; a dry run (read_only) with the snapshot it pushed.
  */
 static int64
 read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
-		  Head *head)
+		  bool read_only, Head *head)
 {
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -242,7 +216,7 @@ read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
 		nulls[1] = nulls[2] = 'n';
 	}
 	args[3] = resolved;
-	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, false, 1);
+	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "reading the highest seq_no");
 
 	row = SPI_tuptable->vals[0];
@@ -345,6 +319,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 	Jsonb	   *answer;
+	int			nest_level;
 
 	require_argument(fcinfo, 0, "base");
 	require_argument(fcinfo, 1, "history");
@@ -363,20 +338,26 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	coherence_check_resolved(resolved);
 	events = coherence_read_history(history, &nevents);
 
-	coherence_begin(fcinfo);
-	coherence_lock_writers();
+	if (!dry)
+		coherence_check_writable();
 
-	next = read_head(events, nevents, base, PointerGetDatum(resolved), &head) + 1;
+	nest_level = coherence_begin(fcinfo);
+	if (dry)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	else
+		coherence_lock_writers();
+
+	next = read_head(events, nevents, base, PointerGetDatum(resolved), dry, &head) + 1;
 	check_snapshot_is_current(next - 1);
 	if (base <= next)
 	{
 		for (int i = 0; i < nevents; i++)
 			events[i].seq_no = next + i;
 		conflict = find_conflict(events, nevents, base, PointerGetDatum(resolved),
-								 &head, &theirs.seq_no);
+								 dry, &head, &theirs.seq_no);
 		if (conflict >= 0)
 		{
-			if (!coherence_fetch_event(theirs.seq_no, false, &theirs, caller))
+			if (!coherence_fetch_event(theirs.seq_no, dry, &theirs, caller))
 				elog(ERROR, "coherence: conflicting event " INT64_FORMAT " vanished",
 					 theirs.seq_no);
 		}
@@ -387,9 +368,11 @@ coherence_rebase(PG_FUNCTION_ARGS)
 			wrote = true;
 		}
 	}
-	if (!wrote)
+	if (dry)
+		PopActiveSnapshot();
+	else if (!wrote)
 		coherence_unlock_writers();
-	coherence_end();
+	coherence_end(nest_level);
 
 	if (wrote)
 		Async_Notify("coherence", psprintf(INT64_FORMAT, events[nevents - 1].seq_no));

@@ -107,6 +107,7 @@ coherence_stream(PG_FUNCTION_ARGS)
 	int64		to;
 	ParamListInfo params;
 	DestReceiver *dest;
+	int			nest_level;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -135,11 +136,11 @@ coherence_stream(PG_FUNCTION_ARGS)
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
 
-	coherence_begin(fcinfo);
+	nest_level = coherence_begin(fcinfo);
 	if (from > 1)
 		run_into(&replay_plan, params, dest);
 	run_into(&window_plan, params, dest);
-	coherence_end();
+	coherence_end(nest_level);
 
 	dest->rDestroy(dest);
 	return (Datum) 0;

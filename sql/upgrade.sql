@@ -23,13 +23,28 @@ SELECT coherence_advance('upgraded', 3);
 SELECT coherence_checkpoint('upgraded');
 RESET coherence.snapshot_interval;
 
+ALTER EXTENSION coherence UPDATE TO '1.2';
+SELECT extversion FROM pg_extension WHERE extname = 'coherence';
+
+-- Everything from 1.1 is kept; appends and reads go on.
+SELECT coherence_seq_no(), coherence_aggregate('book', 'a'), coherence_checkpoint('upgraded');
+SELECT coherence_rebase(4, '[{"source": "s", "action": {"reason": "r", "actor": ["user", "u"],
+	"aggregate": ["book", "a"], "patch": {"assoc": {"year": 1986}}}}]')->>'result';
+SELECT coherence_aggregate('book', 'a');
+
 -- The updated extension's objects and privileges equal a fresh install's.
 CREATE TEMP VIEW members AS
 	SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object,
 	       coalesce((SELECT p.proacl::text FROM pg_proc p
 	                 WHERE d.classid = 'pg_proc'::regclass AND p.oid = d.objid), '') AS acl
 	FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
-	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'coherence';
+	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'coherence'
+	UNION ALL
+	SELECT 'dumped by pg_dump: ' || c::regclass::text, ''
+	FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'coherence'
+	UNION ALL
+	SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass::text, t.tgenabled::text
+	FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text LIKE 'coherence%';
 CREATE TEMP TABLE upgraded AS SELECT * FROM members;
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
