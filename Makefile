@@ -12,6 +12,9 @@ ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = build
 
+# Every C file includes the shared header; PGXS does not track that itself.
+$(OBJS): extension/coherence.h
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

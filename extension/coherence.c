@@ -197,6 +197,12 @@ verify_core_tables(void)
 					 errmsg("coherence: table %s.%s is missing",
 							catalog_schema_quoted, table_names[i]),
 					 errhint("Restore the table from a backup; its events cannot be recreated.")));
+	if (get_attnum(coherence_table(COHERENCE_EVENTS), "id") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coherence: the installed extension is older than its library"),
+				 errdetail("Table coherence_events has no id column, which version 1.2 adds."),
+				 errhint("Run ALTER EXTENSION coherence UPDATE.")));
 	core_tables_verified = true;
 }
 

@@ -34,7 +34,9 @@ typedef struct CoherenceIdentity
 typedef struct CoherenceEvent
 {
 	int64		seq_no;
+	char	   *id;				/* a UUID as lowercase text, NULL when none */
 	TimestampTz timestamp;
+	bool		timestamp_given;	/* input only: false when it defaulted */
 	char	   *source;
 	bool		is_action;
 	char	   *reason;
@@ -78,7 +80,7 @@ extern void coherence_unlock_writers(void);
 extern void coherence_check_spi(int rc, int expected, const char *what);
 
 /* history.c */
-extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents);
+extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents, bool *any_id);
 extern void coherence_check_resolved(ArrayType *resolved);
 
 /* aggregate.c */
@@ -91,6 +93,7 @@ typedef struct CoherenceRows
 {
 	int			nrows;
 	Datum	   *columns[7];
+	bool	   *nulls[7];
 } CoherenceRows;
 
 /* write.c */

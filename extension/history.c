@@ -477,11 +477,76 @@ read_effect(const JsonbValue *v, int index, CoherenceEvent *event)
 	event->trigger = read_identity(members[1].value, index, ".effect.trigger");
 }
 
+/*
+ * Reads an event id: a UUID, hex digits in any case, with the usual hyphens
+ * or none; returned as lowercase hyphenated text (uuid's output form).
+ */
+static char *
+read_uuid(const JsonbValue *v, int index)
+{
+	static const char hyphenated[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	char		canonical[sizeof(hyphenated)];
+	const char *p;
+	int			len;
+	bool		with_hyphens;
+
+	if (v->type != jbvString ||
+		((len = v->val.string.len) != 32 && len != sizeof(hyphenated) - 1))
+		bad_field(index, ".id", "must be a UUID string such as \"7f3e2a4c-9b1d-4e8f-a2c5-0d6b8e1f3a79\"");
+	with_hyphens = len != 32;
+	p = v->val.string.val;
+	for (int i = 0; i < sizeof(hyphenated) - 1; i++)
+	{
+		if (hyphenated[i] == '-')
+		{
+			canonical[i] = '-';
+			if (with_hyphens && *p++ != '-')
+				bad_field(index, ".id", "must be a UUID string such as \"7f3e2a4c-9b1d-4e8f-a2c5-0d6b8e1f3a79\"");
+			continue;
+		}
+		if (!isxdigit((unsigned char) *p))
+			bad_field(index, ".id", "must be a UUID string such as \"7f3e2a4c-9b1d-4e8f-a2c5-0d6b8e1f3a79\"");
+		canonical[i] = pg_ascii_tolower((unsigned char) *p++);
+	}
+	canonical[sizeof(hyphenated) - 1] = '\0';
+	return pstrdup(canonical);
+}
+
+/* qsort comparator for the event indexes of ids, by id. */
+static int
+compare_ids(const void *a, const void *b, void *arg)
+{
+	const CoherenceEvent *events = arg;
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+	int			c = strcmp(events[x].id, events[y].id);
+
+	return c != 0 ? c : x - y;
+}
+
+/* Fails when two events of the history carry the same id. */
+static void
+check_distinct_ids(const CoherenceEvent *events, int n)
+{
+	int		   *with_id = palloc(sizeof(int) * n);
+	int			count = 0;
+
+	for (int i = 0; i < n; i++)
+		if (events[i].id)
+			with_id[count++] = i;
+	qsort_arg(with_id, count, sizeof(int), compare_ids, (void *) events);
+	for (int i = 1; i < count; i++)
+		if (strcmp(events[with_id[i - 1]].id, events[with_id[i]].id) == 0)
+			bad_field(with_id[i], ".id", psprintf("repeats history[%d].id", with_id[i - 1]));
+	pfree(with_id);
+}
+
 /* Reads one event of the history. */
 static void
 read_event(const JsonbValue *v, int index, CoherenceEvent *event)
 {
-	Member		members[] = {{"timestamp"}, {"source"}, {"action"}, {"effect"}, {"triggers"}};
+	Member		members[] = {{"timestamp"}, {"source"}, {"action"}, {"effect"}, {"triggers"},
+	{"id"}};
 	JsonbValue *timestamp;
 	JsonbValue *action;
 	JsonbValue *effect;
@@ -496,6 +561,9 @@ read_event(const JsonbValue *v, int index, CoherenceEvent *event)
 	triggers = members[4].value;
 
 	memset(event, 0, sizeof(CoherenceEvent));
+	if (members[5].value)
+		event->id = read_uuid(members[5].value, index);
+	event->timestamp_given = timestamp != NULL;
 	event->timestamp = timestamp ? read_timestamp(timestamp, index)
 		: GetCurrentTransactionStartTimestamp();
 	event->source = read_string(members[1].value, COHERENCE_MAX_TEXT_BYTES, index, ".source");
@@ -516,9 +584,12 @@ read_event(const JsonbValue *v, int index, CoherenceEvent *event)
 	}
 }
 
-/* Reads and validates a whole history; seq_nos are left for the caller. */
+/*
+ * Reads and validates a whole history; seq_nos are left for the caller.
+ * *any_id tells whether some event carries an id.
+ */
 CoherenceEvent *
-coherence_read_history(Jsonb *history, int *nevents)
+coherence_read_history(Jsonb *history, int *nevents, bool *any_id)
 {
 	int			n;
 	CoherenceEvent *events;
@@ -529,6 +600,7 @@ coherence_read_history(Jsonb *history, int *nevents)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coherence: history must be a non-empty array of events")));
 
+	*any_id = false;
 	n = JB_ROOT_COUNT(history);
 	if (n > COHERENCE_MAX_EVENTS)
 		ereport(ERROR,
@@ -542,7 +614,10 @@ coherence_read_history(Jsonb *history, int *nevents)
 		JsonbValue *v = getIthJsonbValueFromContainer(&history->root, i);
 
 		read_event(v, i, &events[i]);
+		*any_id |= events[i].id != NULL;
 	}
+	if (*any_id)
+		check_distinct_ids(events, n);
 	*nevents = n;
 	return events;
 }

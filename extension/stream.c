@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(coherence_stream);
 
 /* Actions in [from, to]. */
 static CoherencePlan window_plan = {
-	STREAM_COLUMNS " false"
+	STREAM_COLUMNS " false, e.id"
 	"  FROM %1$s.coherence_actions a JOIN %1$s.coherence_events e ON e.seq_no = a.seq_no"
 	" WHERE a.seq_no >= $1 AND a.seq_no <= $2"
 	"   AND ($3::text[] IS NULL OR a.aggregate_kind = ANY ($3))"
@@ -41,7 +41,7 @@ static CoherencePlan window_plan = {
 
 /* Actions before from of the aggregates that effects in [from, to] affect. */
 static CoherencePlan replay_plan = {
-	STREAM_COLUMNS " true"
+	STREAM_COLUMNS " true, e.id"
 	"  FROM %1$s.coherence_actions a JOIN %1$s.coherence_events e ON e.seq_no = a.seq_no"
 	" WHERE a.seq_no < $1"
 	"   AND ($3::text[] IS NULL OR a.aggregate_kind = ANY ($3))"

@@ -17,9 +17,9 @@
 #include "coherence.h"
 
 static CoherencePlan insert_events_plan = {
-	"INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source)"
-	" SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])",
-	3, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+	"INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source, id)"
+	" SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::uuid[])",
+	4, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, UUIDARRAYOID}, CURSOR_OPT_GENERIC_PLAN
 };
 
 static CoherencePlan insert_actions_plan = {
@@ -48,14 +48,14 @@ static CoherencePlan insert_triggers_plan = {
  * two. The foreign key is checked at the end of the statement, after both.
  */
 static CoherencePlan insert_events_actions_plan = {
-	"WITH e AS (INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source)"
-	"           SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]))"
+	"WITH e AS (INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source, id)"
+	"           SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::uuid[]))"
 	" INSERT INTO %1$s.coherence_actions"
 	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
-	" SELECT * FROM unnest($1::bigint[], $4::text[], $5::text[], $6::text[],"
-	"                      $7::text[], $8::text[], $9::jsonb[])",
-	9, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+	" SELECT * FROM unnest($1::bigint[], $5::text[], $6::text[], $7::text[],"
+	"                      $8::text[], $9::text[], $10::jsonb[])",
+	10, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, UUIDARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
 };
 
 /* Allocates room for up to capacity rows of ncolumns columns. */
@@ -64,7 +64,10 @@ coherence_rows_init(CoherenceRows *rows, int ncolumns, int capacity)
 {
 	rows->nrows = 0;
 	for (int i = 0; i < ncolumns; i++)
+	{
 		rows->columns[i] = palloc(sizeof(Datum) * Max(capacity, 1));
+		rows->nulls[i] = palloc0(sizeof(bool) * Max(capacity, 1));
+	}
 }
 
 /* One column of the gathered rows as an array of the given array type. */
@@ -76,9 +79,13 @@ coherence_column_array(const CoherenceRows *rows, int column, Oid array_type)
 	bool		typbyval;
 	char		typalign;
 
+	int			dims[1] = {rows->nrows};
+	int			lbs[1] = {1};
+
 	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(rows->columns[column], rows->nrows,
-										   element_type, typlen, typbyval, typalign));
+	return PointerGetDatum(construct_md_array(rows->columns[column], rows->nulls[column],
+											  1, dims, lbs, element_type,
+											  typlen, typbyval, typalign));
 }
 
 /* Appends columns [first, first + n) of rows to a plan's arguments. */
@@ -103,7 +110,7 @@ run_insert(CoherencePlan *plan, Datum *args)
 static void
 insert_table(CoherencePlan *plan, const CoherenceRows *rows)
 {
-	Datum		args[7];
+	Datum		args[10];
 	int			nargs = 0;
 
 	if (rows->nrows == 0)
@@ -124,7 +131,7 @@ coherence_write_events(const CoherenceEvent *events, int nevents)
 
 	for (int i = 0; i < nevents; i++)
 		ntriggers += events[i].ntriggers;
-	coherence_rows_init(&base_rows, 3, nevents);
+	coherence_rows_init(&base_rows, 4, nevents);
 	coherence_rows_init(&actions, 7, nevents);
 	coherence_rows_init(&effects, 4, nevents);
 	coherence_rows_init(&links, 3, ntriggers);
@@ -138,6 +145,9 @@ coherence_write_events(const CoherenceEvent *events, int nevents)
 		base_rows.columns[0][row] = seq_no;
 		base_rows.columns[1][row] = TimestampTzGetDatum(e->timestamp);
 		base_rows.columns[2][row] = CStringGetTextDatum(e->source);
+		base_rows.nulls[3][row] = e->id == NULL;
+		if (e->id)
+			base_rows.columns[3][row] = DirectFunctionCall1(uuid_in, CStringGetDatum(e->id));
 		if (e->is_action)
 		{
 			row = actions.nrows++;
@@ -168,10 +178,10 @@ coherence_write_events(const CoherenceEvent *events, int nevents)
 
 	if (effects.nrows == 0 && links.nrows == 0)
 	{
-		Datum		args[9];
+		Datum		args[10];
 		int			nargs = 0;
 
-		add_columns(args, &nargs, &insert_events_actions_plan, &base_rows, 0, 3);
+		add_columns(args, &nargs, &insert_events_actions_plan, &base_rows, 0, 4);
 		add_columns(args, &nargs, &insert_events_actions_plan, &actions, 1, 6);
 		run_insert(&insert_events_actions_plan, args);
 	}

@@ -47,7 +47,8 @@ DROP FUNCTION rogue_seq_no();
 
 -- A role with CREATE on the extension's schema plants a look-alike
 -- snapshots table (with a trigger) in a 1.0 installation, which has none.
--- It is refused; its trigger never runs as the extension's owner.
+-- Nothing runs it as the extension's owner: the library refuses the old
+-- version, and the update refuses to adopt the table.
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence VERSION '1.0';
 CREATE ROLE coherence_planter;
@@ -69,7 +70,6 @@ SET coherence.snapshot_interval = 1;
 SELECT coherence_rebase(1, jsonb_build_array(pg_temp.act('book', 'p'), pg_temp.act('book', 'p')));
 SELECT coherence_seq_no();
 SELECT count(*) AS trigger_runs FROM public.planted_log;
--- The update to the current version refuses to adopt it, too.
 ALTER EXTENSION coherence UPDATE;
 RESET coherence.snapshot_interval;
 DROP TABLE public.coherence_snapshots, public.planted_log;
