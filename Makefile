@@ -13,7 +13,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 EXTRA_CLEAN = build
 
 # Every C file includes the shared header; PGXS does not track that itself.
-$(OBJS): extension/coherence.h
+$(OBJS): extension/coherence.h extension/compat.h
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

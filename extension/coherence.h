@@ -11,6 +11,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
 /*
  * Input limits, checked before anything is allocated or locked for the
  * input: they keep every identity within a btree entry, and bound the work

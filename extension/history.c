@@ -33,7 +33,7 @@ typedef struct PlacedTrigger
 } PlacedTrigger;
 
 /* Reports a field of history[index] that breaks a rule. */
-static pg_attribute_noreturn() void
+static pg_noreturn void
 bad_field(int index, const char *field, const char *rule)
 {
 	ereport(ERROR,

@@ -298,7 +298,7 @@ event_difference(const CoherenceEvent *given, const CoherenceEvent *stored)
 }
 
 /* Fails because history[index].id is stored at seq_no, not as a retry. */
-static pg_attribute_noreturn() void
+static pg_noreturn void
 id_reused(int index, int64 seq_no, const char *detail)
 {
 	ereport(ERROR,

@@ -50,6 +50,8 @@ CREATE TEMP VIEW members AS
 	                 WHERE d.classid = 'pg_proc'::regclass AND p.oid = d.objid), '') AS acl
 	FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'coherence'
+	  -- PostgreSQL 17 also records the tables' row types as members.
+	  AND d.classid <> 'pg_type'::regclass
 	UNION ALL
 	SELECT 'dumped by pg_dump: ' || c::regclass::text, ''
 	FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'coherence'
