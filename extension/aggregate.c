@@ -14,9 +14,14 @@
  * falls in 1 of coherence.snapshot_interval buckets. Sampling keeps the
  * append path free of per-aggregate counters; snapshots of an aggregate are
  * then about snapshot_interval actions apart on average, and one is written
- * only if it saves folding at least half an interval. A snapshot is written
- * in the appending transaction, holding the writers' lock, so it reflects
- * exactly the actions up to its seq_no and is visible exactly when they are.
+ * only if it saves folding at least half an interval. A sampled append folds
+ * at most two intervals of patches from the latest snapshot: when that one
+ * is further back (after TRUNCATE coherence_snapshots, or for an aggregate
+ * that grew with snapshots off) the snapshot is written where those patches
+ * end, so the chain catches up by two intervals per sampled append and no
+ * append does unbounded work. A snapshot is written in the appending
+ * transaction, holding the writers' lock, so it reflects exactly the actions
+ * up to its seq_no and is visible exactly when they are.
  * Reads start from the latest snapshot at or before the seq_no asked for.
  */
 #include "postgres.h"
@@ -47,7 +52,7 @@ static CoherencePlan latest_snapshot_plan = {
 };
 
 static CoherencePlan patches_plan = {
-	"SELECT patch FROM %1$s.coherence_actions"
+	"SELECT patch, seq_no FROM %1$s.coherence_actions"
 	" WHERE aggregate_kind = $1 AND aggregate_id = $2 AND seq_no > $3 AND seq_no <= $4"
 	" ORDER BY seq_no",
 	4, {TEXTOID, TEXTOID, INT8OID, INT8OID}, CURSOR_OPT_GENERIC_PLAN
@@ -363,15 +368,16 @@ apply_patch(Jsonb *state, Jsonb *patch)
 }
 
 /*
- * Folds the aggregate's patches up to at_seq_no, from its latest snapshot.
- * Returns the state in result_context, or NULL when there are no actions by
- * then; *folded counts the patches applied. Needs SPI connected; read_only
+ * Folds the aggregate's patches up to at_seq_no, from its latest snapshot,
+ * applying at most max_patches. Returns the state in result_context, or NULL
+ * when there are no actions by then; *folded counts the patches applied and
+ * *folded_to is the seq_no the state is at. Needs SPI connected; read_only
  * reads with the caller's snapshot. Memory stays bounded however long the
  * aggregate: states alternate between two contexts reset in turn.
  */
 static Jsonb *
-fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
-	 MemoryContext result_context, int64 *folded)
+fold(Datum kind, Datum id, int64 at_seq_no, bool read_only, MemoryContext result_context,
+	 int64 max_patches, int64 *folded, int64 *folded_to)
 {
 	Datum		args[4] = {kind, id, Int64GetDatum(at_seq_no), 0};
 	MemoryContext contexts[2];
@@ -398,12 +404,13 @@ fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
 	}
 
 	*folded = 0;
+	*folded_to = after;
 	args[2] = Int64GetDatum(after);
 	args[3] = Int64GetDatum(at_seq_no);
 	portal = SPI_cursor_open(NULL, coherence_plan(&patches_plan), args, NULL, read_only);
-	for (;;)
+	while (*folded < max_patches)
 	{
-		SPI_cursor_fetch(portal, true, PATCH_BATCH);
+		SPI_cursor_fetch(portal, true, Min(PATCH_BATCH, max_patches - *folded));
 		if (SPI_processed == 0)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -420,6 +427,8 @@ fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
 			MemoryContextReset(contexts[current]);
 			current = next;
 			(*folded)++;
+			*folded_to = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 2, &isnull));
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -462,6 +471,7 @@ coherence_snapshot_appended(const CoherenceEvent *events, int nevents)
 		const CoherenceEvent *e = &events[i];
 		Datum		args[4];
 		int64		folded;
+		int64		folded_to;
 		Jsonb	   *state;
 		int			rc;
 
@@ -472,10 +482,11 @@ coherence_snapshot_appended(const CoherenceEvent *events, int nevents)
 			return;
 		args[0] = CStringGetTextDatum(e->aggregate.kind);
 		args[1] = CStringGetTextDatum(e->aggregate.id);
-		args[2] = Int64GetDatum(e->seq_no);
-		state = fold(args[0], args[1], e->seq_no, false, CurrentMemoryContext, &folded);
+		state = fold(args[0], args[1], e->seq_no, false, CurrentMemoryContext,
+					 2 * (int64) coherence_snapshot_interval, &folded, &folded_to);
 		if (state == NULL || folded < Max(coherence_snapshot_interval / 2, 1))
 			continue;
+		args[2] = Int64GetDatum(folded_to);
 		args[3] = JsonbPGetDatum(state);
 		rc = SPI_execute_plan(coherence_plan(&insert_snapshot_plan), args, NULL, false, 0);
 		coherence_check_spi(rc, SPI_OK_INSERT, "writing a snapshot");
@@ -493,6 +504,7 @@ coherence_aggregate(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	Jsonb	   *state;
 	int64		folded;
+	int64		folded_to;
 	int			nest_level;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -504,8 +516,10 @@ coherence_aggregate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coherence: at_seq_no must not be negative")));
 
+	coherence_wait_durable();
 	nest_level = coherence_begin(fcinfo);
-	state = fold(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), at_seq_no, true, caller, &folded);
+	state = fold(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), at_seq_no, true, caller,
+				 PG_INT64_MAX, &folded, &folded_to);
 	coherence_end(nest_level);
 
 	if (state == NULL)

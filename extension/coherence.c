@@ -1,14 +1,14 @@
 /*
  * coherence.c: module set-up, finding the extension's own tables, the
- * backend's prepared statements, and the writers' lock.
+ * backend's prepared statements, and the writers' lock (released at commit
+ * as commit.c explains).
  *
  * Locking design. Appends serialize on one heavyweight lock per database:
  * an ExclusiveLock on the extension's pg_extension entry, taken with
- * LockDatabaseObject and held until the transaction ends. A writer reads the
- * highest seq_no and runs the conflict check only after it holds the lock, so
- * it sees every append committed before it (the lock is released after the
- * commit becomes visible). Hence seq_nos are gapless and become visible in
- * order. A table lock would not do: every mode that conflicts with itself
+ * LockDatabaseObject and held until the appending transaction's commit is
+ * visible. A writer reads the highest seq_no and runs the conflict check
+ * only after it holds the lock, so it sees every append committed before it.
+ * Hence seq_nos are gapless and become visible in order. A table lock would not do: every mode that conflicts with itself
  * also conflicts with VACUUM and ANALYZE. The object lock is invisible to
  * ordinary SQL (no function takes it), so a client cannot block writers with
  * it, yet DROP EXTENSION waits for writers in flight.
@@ -97,6 +97,7 @@ _PG_init(void)
 	coherence_define_snapshot_interval();
 	MarkGUCPrefixReserved("coherence");
 	CacheRegisterRelcacheCallback(forget_verified_tables, (Datum) 0);
+	coherence_register_commit_callbacks();
 }
 
 /* Frees every kept plan, so they are prepared again for a new schema. */
@@ -291,13 +292,17 @@ coherence_lock_writers(void)
 }
 
 /*
- * Gives back one hold of the writers' lock; a lock this transaction took for
- * an earlier append that wrote events stays held until commit.
+ * Ends a call's hold of the writers' lock. The transaction keeps one hold
+ * from its first append that wrote until commit (see commit.c); every other
+ * call gives its hold back at once.
  */
 void
-coherence_unlock_writers(void)
+coherence_unlock_writers(bool wrote, bool appended_before)
 {
-	UnlockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	if (!wrote || appended_before)
+		UnlockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	if (wrote)
+		coherence_record_append(catalog_extension);
 }
 
 /* Raises an internal error when an SPI call did not do what it should. */

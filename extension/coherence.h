@@ -78,8 +78,14 @@ extern Oid	coherence_table(CoherenceTable table);
 extern void coherence_check_writable(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
-extern void coherence_unlock_writers(void);
+extern void coherence_unlock_writers(bool wrote, bool appended_before);
 extern void coherence_check_spi(int rc, int expected, const char *what);
+
+/* commit.c */
+extern void coherence_register_commit_callbacks(void);
+extern bool coherence_has_appended(void);
+extern void coherence_record_append(Oid extension);
+extern void coherence_wait_durable(void);
 
 /* history.c */
 extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents, bool *any_id);

@@ -260,6 +260,7 @@ coherence_event(PG_FUNCTION_ARGS)
 	bool		found;
 	int			nest_level;
 
+	coherence_wait_durable();
 	nest_level = coherence_begin(fcinfo);
 	found = coherence_fetch_event(seq_no, true, &event, caller);
 	coherence_end(nest_level);
@@ -277,6 +278,7 @@ coherence_seq_no(PG_FUNCTION_ARGS)
 	int64		max;
 	int			nest_level;
 
+	coherence_wait_durable();
 	nest_level = coherence_begin(fcinfo);
 	max = coherence_max_seq_no(NULL, true);
 	coherence_end(nest_level);

@@ -459,6 +459,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	Jsonb	   *answer;
 	int			nest_level;
 	bool		any_id;
+	bool		appended_before;
 	bool		retry = false;
 	CoherenceEvent *stored = NULL;
 
@@ -483,6 +484,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 		coherence_check_writable();
 
 	nest_level = coherence_begin(fcinfo);
+	appended_before = coherence_has_appended();
 	if (dry)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	else
@@ -518,9 +520,13 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	}
 	if (dry)
 		PopActiveSnapshot();
-	else if (!wrote)
-		coherence_unlock_writers();
+	else
+		coherence_unlock_writers(wrote, appended_before);
 	coherence_end(nest_level);
+
+	/* An answer that shows stored events shows only durable ones. */
+	if (!wrote)
+		coherence_wait_durable();
 
 	if (wrote)
 		Async_Notify("coherence", psprintf(INT64_FORMAT, events[nevents - 1].seq_no));

@@ -136,6 +136,7 @@ coherence_stream(PG_FUNCTION_ARGS)
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
 
+	coherence_wait_durable();
 	nest_level = coherence_begin(fcinfo);
 	if (from > 1)
 		run_into(&replay_plan, params, dest);
