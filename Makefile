@@ -12,12 +12,12 @@ ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = build
 
-# Every C file includes the shared header; PGXS does not track that itself.
-$(OBJS): extension/coherence.h extension/compat.h
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every C file includes the shared headers; PGXS does not track that itself.
+$(OBJS): extension/coherence.h extension/compat.h
 
 # Everything below drives the C++ client and the two-command workflow; the
 # extension itself builds, installs and tests the plain PGXS way above.

@@ -50,6 +50,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
 
 #include "coherence.h"
 
@@ -284,11 +285,28 @@ coherence_check_writable(void)
 				 errhint("Append in a read-write transaction on the primary; dry runs work in read-only ones.")));
 }
 
-/* Blocks until this transaction is the only one appending. */
+/*
+ * Blocks until this transaction is the only one appending. The hold belongs
+ * to the current (sub)transaction, not to the portal running the call (as
+ * it would under the extended query protocol), so that a savepoint's
+ * rollback releases it and commit.c can release it once the commit is
+ * visible.
+ */
 void
 coherence_lock_writers(void)
 {
-	LockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	ResourceOwner caller = CurrentResourceOwner;
+
+	CurrentResourceOwner = CurTransactionResourceOwner;
+	PG_TRY();
+	{
+		LockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = caller;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -300,7 +318,13 @@ void
 coherence_unlock_writers(bool wrote, bool appended_before)
 {
 	if (!wrote || appended_before)
+	{
+		ResourceOwner caller = CurrentResourceOwner;
+
+		CurrentResourceOwner = CurTransactionResourceOwner;
 		UnlockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+		CurrentResourceOwner = caller;
+	}
 	if (wrote)
 		coherence_record_append(catalog_extension);
 }

@@ -43,6 +43,7 @@
 #include "catalog/pg_extension.h"
 #include "replication/syncrep.h"
 #include "storage/lmgr.h"
+#include "utils/resowner.h"
 
 #include "coherence.h"
 
@@ -55,13 +56,20 @@ static Oid	append_extension = InvalidOid;
 /* The caller's synchronous_commit, while we run the commit asynchronously. */
 static int	caller_synchronous_commit = -1;
 
-/* Gives back the writers' lock and NOTIFY's lock once the commit is visible. */
+/*
+ * Gives back the writers' lock and NOTIFY's lock once the commit is
+ * visible; both are held by the top transaction by then.
+ */
 static void
 release_locks_early(void)
 {
+	ResourceOwner caller = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
 	UnlockDatabaseObject(ExtensionRelationId, append_extension, 0, ExclusiveLock);
 	/* Async_Notify was called by the append, so PreCommit_Notify took it. */
 	UnlockSharedObject(DatabaseRelationId, InvalidOid, 0, AccessExclusiveLock);
+	CurrentResourceOwner = caller;
 }
 
 /* Commits appends asynchronously, then releases early and waits for the flush. */
