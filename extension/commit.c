@@ -39,6 +39,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "replication/syncrep.h"
@@ -166,6 +167,15 @@ coherence_record_append(Oid extension)
 void
 coherence_wait_durable(void)
 {
-	if (!RecoveryInProgress())
-		XLogFlush(GetXLogInsertRecPtr());
+	XLogRecPtr	upto;
+
+	if (RecoveryInProgress())
+		return;
+	upto = GetXLogInsertRecPtr();
+	/* At a page boundary it points past a page header not yet written. */
+	if (XLogSegmentOffset(upto, wal_segment_size) == SizeOfXLogLongPHD)
+		upto -= SizeOfXLogLongPHD;
+	else if (upto % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		upto -= SizeOfXLogShortPHD;
+	XLogFlush(upto);
 }

@@ -66,3 +66,35 @@ SELECT 1 / 0;
 ROLLBACK;
 SHOW synchronous_commit;
 SELECT coherence_seq_no(), pg_temp.writers_lock() AS held;
+
+-- Emits WAL until the insert position sits right after a page header,
+-- that is, the last record ended exactly at a page boundary.
+CREATE FUNCTION pg_temp.wal_to_page_boundary() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	before pg_lsn;
+	rem bigint;
+	overhead bigint := 60;
+	size bigint;
+BEGIN
+	FOR attempt IN 1 .. 2000 LOOP
+		before := pg_current_wal_insert_lsn();
+		IF (before - '0/0') % 8192 = 24 THEN
+			RETURN true;
+		END IF;
+		rem := 8192 - (before - '0/0') % 8192;
+		IF rem < overhead + 300 THEN
+			PERFORM pg_logical_emit_message(false, 'coherence', repeat('x', 300));
+			CONTINUE;
+		END IF;
+		size := rem - overhead + attempt % 8;
+		PERFORM pg_logical_emit_message(false, 'coherence', repeat('x', size::int));
+		overhead := (pg_current_wal_insert_lsn() - before) - size;
+	END LOOP;
+	RETURN false;
+END $$;
+-- A read waits for the WAL flush up to the insert position; right after a
+-- page boundary that position lies past a page header not yet written, and
+-- the wait must stop at the boundary instead of asking for WAL that does not
+-- exist.
+SELECT pg_temp.wal_to_page_boundary() AS at_boundary;
+SELECT coherence_seq_no() AS read_at_boundary;
