@@ -348,13 +348,15 @@ int main(int argc, char **argv) {
 
   try {
     if (help_cmd->parsed()) {
+      // Formatted directly: App::help() would describe `help` itself, the
+      // subcommand that was parsed.
       if (help_topic.empty()) {
-        std::cout << app.help();
+        std::cout << app.get_formatter()->make_help(&app, "coherence", CLI::AppFormatMode::Normal);
         return exit_ok;
       }
       for (auto *command : app.get_subcommands([](CLI::App *) { return true; }))
         if (command->get_name() == help_topic) {
-          std::cout << command->help();
+          std::cout << app.get_formatter()->make_help(command, "coherence " + help_topic, CLI::AppFormatMode::Normal);
           return exit_ok;
         }
       std::cerr << "coherence: there is no command " << help_topic << "\nTry 'coherence --help'.\n";

@@ -9,16 +9,16 @@
 
 namespace coherence::internal {
 
-// "2026-11-22T10:00:00.123456Z" (with " BC" before year 1): what the
-// server's timestamptz input reads, exactly to the microsecond and
-// independent of the session TimeZone. Throws std::invalid_argument outside
-// PostgreSQL's range.
+// "2026-11-22T10:00:00.123456Z": what the server's strict ISO 8601 input
+// reads, exactly to the microsecond and independent of the session
+// TimeZone. Throws std::invalid_argument outside the years 0001 to 9999.
 std::string format_timestamp(Timestamp t);
 
-// Reads ISO 8601 with a UTC offset, as the server prints timestamptz:
-// "2026-11-22T10:00:00.5+05:30", "... 10:00:00Z", "+00:53:28", "... BC".
-// Throws std::invalid_argument on anything else, a day that does not exist,
-// or a time outside PostgreSQL's range.
+// Reads ISO 8601 with a UTC offset, in every form the server prints
+// timestamptz: "2026-11-22T10:00:00.5+05:30", "... 10:00:00Z", "+00:53:28",
+// and PostgreSQL's longer years and "... BC". Throws std::invalid_argument
+// on anything else, a day that does not exist, or a time outside the range
+// of PostgreSQL and Timestamp.
 Timestamp parse_timestamp(std::string_view text);
 
 // Throws std::invalid_argument for input the server would reject, with a

@@ -86,22 +86,24 @@ struct Reader {
 
 }  // namespace
 
-// PostgreSQL's ISO form: four or more year digits, " BC" for years before 1.
+// ISO 8601 in UTC; the server reads four-digit years only, so a time
+// outside the years 1 to 9999 (UTC) is refused here, before sending.
 std::string format_timestamp(Timestamp t) {
   const std::int64_t us = t.time_since_epoch().count();
-  if (us < first_us) out_of_range("of " + std::to_string(us) + " microseconds since 1970");
   const std::int64_t per_day = 86400LL * 1000000;
   const std::int64_t days = floor_div(us, per_day), rest = us - days * per_day;
   std::int64_t year;
   const date::year_month_day ymd = civil_from_days(days, year);
-  const bool bc = year < 1;
+  if (year < 1 || year > 9999)
+    throw std::invalid_argument("coherence: timestamp of " + std::to_string(us) +
+                                " microseconds since 1970 is outside the years 0001 to 9999 that ISO 8601 "
+                                "timestamps with four-digit years (which the server reads) can write");
   const std::int64_t secs = rest / 1000000;
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ%s",
-                static_cast<long long>(bc ? 1 - year : year), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<long long>(secs / 3600),
-                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60),
-                static_cast<long long>(rest % 1000000), bc ? " BC" : "");
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ", static_cast<long long>(year),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+                static_cast<long long>(secs % 60), static_cast<long long>(rest % 1000000));
   return buf;
 }
 

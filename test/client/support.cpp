@@ -2,6 +2,7 @@
 #include "support.hpp"
 
 #include <atomic>
+#include <cstdlib>
 
 #include <unistd.h>
 
@@ -74,6 +75,17 @@ NewEvent action(const std::string &actor, const Identity &aggregate, const std::
 // An effect from the "test" source.
 NewEvent effect(const Identity &trigger, const std::string &reason) {
   return NewEvent{"test", Effect{reason, trigger}};
+}
+
+// The standby serves the primary's databases once it has replayed their
+// creation; it is reached on the same socket directory.
+std::string standby_conninfo(const std::string &dbname) {
+  const char *port = std::getenv("COHERENCE_STANDBY_PORT");
+  if (!port || !*port) {
+    ADD_FAILURE() << "COHERENCE_STANDBY_PORT is not set: run under scripts/with-server.sh --standby";
+    throw std::runtime_error("no standby");
+  }
+  return "port=" + std::string(port) + " dbname=" + dbname;
 }
 
 // Just the seq_nos, in order.

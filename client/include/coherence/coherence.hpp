@@ -57,8 +57,10 @@ namespace coherence {
 // ---------------------------------------------------------------------------
 
 // Microseconds, as PostgreSQL stores them: the type spans about ±292,000
-// years, PostgreSQL 4714 BC to 294276 AD. A timestamp outside PostgreSQL's
-// range is refused (std::invalid_argument), never wrapped. Convert a
+// years, PostgreSQL 4714 BC to 294276 AD; every stored timestamp up to
+// 294247 AD is read exactly, anything beyond is refused, never wrapped.
+// Sending one needs a four-digit year (0001 to 9999, UTC), as the server's
+// ISO 8601 input does; others throw std::invalid_argument. Convert a
 // system_clock::now() with std::chrono::floor<std::chrono::microseconds>.
 using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
 
@@ -190,9 +192,10 @@ bool operator!=(const InvalidSeqNo &a, const InvalidSeqNo &b);
 // NewEvent: {"id"?, "timestamp"?, "source", "action"|"effect", "triggers"?}.
 // Event: {"seq_no", "id"?, "timestamp", "source", "action"|"effect",
 //   "triggers" and "replayed" (actions only)}.
-// Timestamps are written as "2026-11-22T10:00:00.123456Z" ("... BC" before
-// year 1) and read in the ISO 8601 forms the server prints, with a UTC offset
-// ("...+05:30", "...Z"); a day that does not exist (2026-02-30) is refused.
+// Timestamps are written as "2026-11-22T10:00:00.123456Z" and read in the
+// ISO 8601 forms the server prints, with a UTC offset ("...+05:30", "...Z",
+// "12000-01-01T00:00:00+00:00", "... BC"); a day that does not exist
+// (2026-02-30) is refused.
 // RebaseResult: {"result": "ok"|"conflict"|"invalid-seq-no", ...} as the
 //   server answers.
 //
