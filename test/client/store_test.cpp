@@ -85,7 +85,10 @@ TEST_F(StoreTest, ReadsTimestampsInAnySessionTimeZone) {
   const NewEvent e = rich_action();
   EXPECT_OK(store.rebase(1, {e}));
   for (const char *zone : {"Asia/Kolkata", "America/St_Johns", "UTC", "Europe/Amsterdam"}) {
-    pqxx::nontransaction{conn}.exec0(std::string("SET TimeZone = '") + zone + "'");
+    {
+      pqxx::nontransaction tx{conn};
+      compat::exec(tx, std::string("SET TimeZone = '") + zone + "'");
+    }
     EXPECT_EQ(store.event(1)->timestamp, *e.timestamp) << zone;
   }
   // A whole second prints without a fraction, half a second as ".5".
@@ -193,7 +196,7 @@ TEST_F(StoreTest, OperationsJoinTheCallersTransaction) {
   {
     pqxx::work tx{conn};
     EXPECT_OK(rebase(tx, 1, {action("a", {"book", "1"})}));
-    tx.exec0("CREATE TABLE mine (n int)");
+    compat::exec(tx, "CREATE TABLE mine (n int)");
     tx.commit();
   }
   EXPECT_EQ(store.seq_no(), 1);

@@ -1,6 +1,8 @@
 // Test databases and helpers shared by the client tests.
 #include "support.hpp"
 
+#include "pqxx_compat.hpp"
+
 #include <atomic>
 #include <cstdlib>
 
@@ -24,7 +26,7 @@ namespace {
 void admin(const std::string &statement) {
   pqxx::connection conn{""};
   pqxx::nontransaction tx{conn};
-  tx.exec0(statement);
+  compat::exec(tx, statement);
 }
 
 }  // namespace
@@ -37,7 +39,7 @@ TestDatabase::TestDatabase(bool with_extension) {
   if (with_extension) {
     pqxx::connection conn{conninfo()};
     pqxx::nontransaction tx{conn};
-    tx.exec0("CREATE EXTENSION coherence");
+    compat::exec(tx, "CREATE EXTENSION coherence");
   }
 }
 
