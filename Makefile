@@ -16,6 +16,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every C file includes the shared headers; PGXS does not track that itself.
+$(OBJS): extension/coherence.h extension/compat.h
+
 # Everything below drives the C++ client and the two-command workflow; the
 # extension itself builds, installs and tests the plain PGXS way above.
 CLIENT_BUILD = build/client

@@ -5,18 +5,23 @@
  * Folding. The state starts as {} at the aggregate's first action; each
  * patch first removes its dissoc paths (a missing path is no error), then
  * sets its assoc values, creating objects on the way (a value that stands in
- * the way of a nested path is replaced by an object). The work is done by
- * PostgreSQL's own jsonb functions (jsonb_concat, jsonb_set,
- * jsonb_delete_path).
+ * the way of a nested path is replaced by an object). Each patch rewrites
+ * the state once, in time linear in the sizes of patch and state (see
+ * apply_patch).
  *
  * Snapshots. coherence_rebase writes a snapshot of an aggregate's state after
  * an action it appends when that action is sampled: a hash of its seq_no
  * falls in 1 of coherence.snapshot_interval buckets. Sampling keeps the
  * append path free of per-aggregate counters; snapshots of an aggregate are
  * then about snapshot_interval actions apart on average, and one is written
- * only if it saves folding at least half an interval. A snapshot is written
- * in the appending transaction, holding the writers' lock, so it reflects
- * exactly the actions up to its seq_no and is visible exactly when they are.
+ * only if it saves folding at least half an interval. A sampled append folds
+ * at most two intervals of patches from the latest snapshot: when that one
+ * is further back (after TRUNCATE coherence_snapshots, or for an aggregate
+ * that grew with snapshots off) the snapshot is written where those patches
+ * end, so the chain catches up by two intervals per sampled append and no
+ * append does unbounded work. A snapshot is written in the appending
+ * transaction, holding the writers' lock, so it reflects exactly the actions
+ * up to its seq_no and is visible exactly when they are.
  * Reads start from the latest snapshot at or before the seq_no asked for.
  */
 #include "postgres.h"
@@ -47,7 +52,7 @@ static CoherencePlan latest_snapshot_plan = {
 };
 
 static CoherencePlan patches_plan = {
-	"SELECT patch FROM %1$s.coherence_actions"
+	"SELECT patch, seq_no FROM %1$s.coherence_actions"
 	" WHERE aggregate_kind = $1 AND aggregate_id = $2 AND seq_no > $3 AND seq_no <= $4"
 	" ORDER BY seq_no",
 	4, {TEXTOID, TEXTOID, INT8OID, INT8OID}, CURSOR_OPT_GENERIC_PLAN
@@ -72,158 +77,307 @@ coherence_define_snapshot_interval(void)
 							NULL, NULL, NULL);
 }
 
-/* The path a jsonb value stands for: a key, or an array of keys. */
-static ArrayType *
-path_array(const JsonbValue *path, int *length)
+/*
+ * Applying a patch. Its operations are first gathered into a tree of the
+ * paths they touch, in patch order: a dissoc makes its node absent, an
+ * assoc gives its node a value, and either drops what earlier operations
+ * did below that node; an assoc also marks the nodes on its way as "must
+ * be an object" (a value in the way is replaced by {}), a dissoc does not
+ * (it does nothing under a non-object). The new state is then written in
+ * one pass over the old one, copying every untouched member as it is, so a
+ * patch costs time linear in the sizes of the patch and the state, and
+ * recursion no deeper than COHERENCE_MAX_PATH_KEYS.
+ */
+
+/* What a node's value is before the operations below it apply. */
+typedef enum NodeBase
 {
-	Datum	   *keys;
-	int			n;
+	BASE_ORIGINAL,				/* the member as it is in the old state */
+	BASE_ABSENT,				/* removed by a dissoc */
+	BASE_VALUE					/* set by an assoc */
+} NodeBase;
 
-	if (path->type == jbvString)
+/* One key of a patch's path tree. */
+typedef struct PatchNode
+{
+	const char *key;
+	int			keylen;
+	NodeBase	base;
+	JsonbValue *value;			/* BASE_VALUE: the value from the patch */
+	bool		make_object;	/* a later nested assoc needs an object here */
+	uint32		generation;		/* bumped when the node is set again */
+	bool		visited;		/* met while copying the old state */
+	struct PatchNode *first_child;
+	struct PatchNode *next_sibling;
+} PatchNode;
+
+/* A child is found by its parent, the parent's generation and its key. */
+typedef struct ChildKey
+{
+	const PatchNode *parent;
+	uint32		generation;
+	const char *key;
+	int			keylen;
+} ChildKey;
+
+typedef struct ChildEntry
+{
+	ChildKey	key;
+	PatchNode  *node;
+	char		status;
+} ChildEntry;
+
+/* Hashes a child's key. */
+static inline uint32
+child_hash(const ChildKey *key)
+{
+	uint32		h = hash_bytes((const unsigned char *) key->key, key->keylen);
+
+	h = hash_combine(h, murmurhash32((uint32) (uintptr_t) key->parent));
+	return hash_combine(h, key->generation);
+}
+
+/* Compares two children's keys. */
+static inline bool
+child_equal(const ChildKey *a, const ChildKey *b)
+{
+	return a->parent == b->parent && a->generation == b->generation &&
+		a->keylen == b->keylen && memcmp(a->key, b->key, a->keylen) == 0;
+}
+
+#define SH_PREFIX children
+#define SH_ELEMENT_TYPE ChildEntry
+#define SH_KEY_TYPE ChildKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) child_hash(&(k))
+#define SH_EQUAL(tb, a, b) child_equal(&(a), &(b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* Finds the child of parent at key, creating it (unchanged) if needed. */
+static PatchNode *
+child_of(children_hash *children, PatchNode *parent, const char *key, int keylen)
+{
+	ChildKey	lookup = {parent, parent->generation, key, keylen};
+	bool		found;
+	ChildEntry *entry = children_insert(children, lookup, &found);
+
+	if (!found)
 	{
-		Datum		key = PointerGetDatum(cstring_to_text_with_len(path->val.string.val,
-																	path->val.string.len));
+		PatchNode  *node = palloc0(sizeof(PatchNode));
 
-		*length = 1;
-		return construct_array(&key, 1, TEXTOID, -1, false, TYPALIGN_INT);
+		node->key = key;
+		node->keylen = keylen;
+		node->base = BASE_ORIGINAL;
+		node->next_sibling = parent->first_child;
+		parent->first_child = node;
+		entry->node = node;
 	}
-	n = JsonContainerSize(path->val.binary.data);
-	keys = palloc(sizeof(Datum) * n);
+	return entry->node;
+}
+
+/* Gives a node a new base, forgetting every operation below it. */
+static void
+reset_node(PatchNode *node, NodeBase base, JsonbValue *value)
+{
+	node->base = base;
+	node->value = value;
+	node->make_object = false;
+	node->first_child = NULL;
+	node->generation++;
+}
+
+/* The i-th key of a path (a key, or an array of keys). */
+static JsonbValue *
+path_key(JsonbValue *path, int i)
+{
+	return path->type == jbvString ? path
+		: getIthJsonbValueFromContainer(path->val.binary.data, i);
+}
+
+/* The number of keys of a path. */
+static int
+path_keys(const JsonbValue *path)
+{
+	return path->type == jbvString ? 1 : JsonContainerSize(path->val.binary.data);
+}
+
+/*
+ * Walks to the node of a path's last key; an assoc (for_assoc) marks the
+ * nodes on its way as needing an object.
+ */
+static PatchNode *
+node_at(children_hash *children, PatchNode *root, JsonbValue *path, bool for_assoc)
+{
+	PatchNode  *node = root;
+	int			n = path_keys(path);
+
 	for (int i = 0; i < n; i++)
 	{
-		JsonbValue *key = getIthJsonbValueFromContainer(path->val.binary.data, i);
+		JsonbValue *key = path_key(path, i);
 
-		keys[i] = PointerGetDatum(cstring_to_text_with_len(key->val.string.val,
-														   key->val.string.len));
+		if (for_assoc && i > 0)
+			node->make_object = true;
+		node = child_of(children, node, key->val.string.val, key->val.string.len);
 	}
-	*length = n;
-	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
+	return node;
 }
 
-/* The first depth keys of a path, as a new path. */
-static ArrayType *
-path_prefix(ArrayType *path, int depth)
-{
-	Datum	   *keys;
-	int			n;
-
-	deconstruct_array(path, TEXTOID, -1, false, TYPALIGN_INT, &keys, NULL, &n);
-	return construct_array(keys, depth, TEXTOID, -1, false, TYPALIGN_INT);
-}
-
-/* True when the first depth keys of path lead to an object in state. */
+/* True when v is an object. */
 static bool
-is_object_at(Jsonb *state, ArrayType *path, int depth)
+is_object(const JsonbValue *v)
 {
-	JsonbContainer *container = &state->root;
-	Datum	   *keys;
-	int			n;
+	return v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
 
-	deconstruct_array(path, TEXTOID, -1, false, TYPALIGN_INT, &keys, NULL, &n);
-	for (int i = 0; i < depth; i++)
+static void push_members(JsonbParseState **state, children_hash *children,
+						 PatchNode *node, JsonbContainer *old);
+
+/* Pushes node's new value as the member key, given its old value (or NULL). */
+static void
+push_node(JsonbParseState **state, children_hash *children, PatchNode *node,
+		  JsonbValue *old)
+{
+	JsonbValue	key = {.type = jbvString};
+	JsonbValue *value = node->base == BASE_ORIGINAL ? old
+		: node->base == BASE_VALUE ? node->value : NULL;
+	bool		coerced = node->make_object && !is_object(value);
+
+	if (value == NULL && !coerced)
+		return;
+	key.val.string.val = (char *) node->key;
+	key.val.string.len = node->keylen;
+	pushJsonbValue(state, WJB_KEY, &key);
+	if (!coerced && (node->first_child == NULL || !is_object(value)))
 	{
-		text	   *key = DatumGetTextPP(keys[i]);
-		JsonbValue	found;
-
-		if (!getKeyJsonValueFromContainer(container, VARDATA_ANY(key),
-										  VARSIZE_ANY_EXHDR(key), &found) ||
-			found.type != jbvBinary || !JsonContainerIsObject(found.val.binary.data))
-			return false;
-		container = found.val.binary.data;
+		pushJsonbValue(state, WJB_VALUE, value);
+		return;
 	}
-	return true;
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	push_members(state, children, node, coerced ? NULL : value->val.binary.data);
+	pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
-/* Sets value at path, creating or replacing objects on the way. */
-static Jsonb *
-assoc_in(Jsonb *state, const JsonbValue *path_value, const JsonbValue *value)
+/*
+ * Pushes the members of the object old (NULL for {}) with the operations
+ * under node applied: untouched members as they are, touched ones changed.
+ */
+static void
+push_members(JsonbParseState **state, children_hash *children, PatchNode *node,
+			 JsonbContainer *old)
 {
-	int			length;
-	ArrayType  *path = path_array(path_value, &length);
-	Datum		empty = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	if (old)
+	{
+		JsonbIterator *it = JsonbIteratorInit(old);
+		JsonbIteratorToken token;
+		JsonbValue	key;
+		JsonbValue	value;
 
-	for (int depth = 1; depth < length; depth++)
-		if (!is_object_at(state, path, depth))
-			state = DatumGetJsonbP(DirectFunctionCall4(jsonb_set, JsonbPGetDatum(state),
-													   PointerGetDatum(path_prefix(path, depth)),
-													   empty, BoolGetDatum(true)));
-	return DatumGetJsonbP(DirectFunctionCall4(jsonb_set, JsonbPGetDatum(state),
-											  PointerGetDatum(path),
-											  JsonbPGetDatum(JsonbValueToJsonb((JsonbValue *) value)),
-											  BoolGetDatum(true)));
+		while ((token = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		{
+			ChildKey	lookup;
+			ChildEntry *entry;
+
+			if (token != WJB_KEY)
+				continue;
+			JsonbIteratorNext(&it, &value, true);
+			lookup = (ChildKey) {node, node->generation, key.val.string.val, key.val.string.len};
+			entry = children_lookup(children, lookup);
+			if (entry == NULL)
+			{
+				pushJsonbValue(state, WJB_KEY, &key);
+				pushJsonbValue(state, WJB_VALUE, &value);
+				continue;
+			}
+			entry->node->visited = true;
+			push_node(state, children, entry->node, &value);
+		}
+	}
+	for (PatchNode *child = node->first_child; child; child = child->next_sibling)
+		if (!child->visited)
+			push_node(state, children, child, NULL);
 }
 
-/* Removes the key at path, if it is there under objects all the way. */
-static Jsonb *
-dissoc_in(Jsonb *state, const JsonbValue *path_value)
-{
-	int			length;
-	ArrayType  *path = path_array(path_value, &length);
-
-	if (!is_object_at(state, path, length - 1))
-		return state;
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete_path, JsonbPGetDatum(state),
-											  PointerGetDatum(path)));
-}
-
-/* Calls apply(state, element) for each element of an array container. */
-static Jsonb *
-each_element(Jsonb *state, JsonbContainer *array,
-			 Jsonb *(*apply) (Jsonb *state, JsonbContainer *array, int i))
+/* Calls add(children, root, element) for each element of an array container. */
+static void
+each_operation(children_hash *children, PatchNode *root, JsonbContainer *array,
+			   void (*add) (children_hash *children, PatchNode *root, JsonbValue *element))
 {
 	int			n = JsonContainerSize(array);
 
 	for (int i = 0; i < n; i++)
-		state = apply(state, array, i);
-	return state;
+		add(children, root, getIthJsonbValueFromContainer(array, i));
 }
 
-/* Applies one dissoc path. */
-static Jsonb *
-apply_dissoc(Jsonb *state, JsonbContainer *paths, int i)
+/* Adds a dissoc path: its node becomes absent. */
+static void
+add_dissoc(children_hash *children, PatchNode *root, JsonbValue *path)
 {
-	return dissoc_in(state, getIthJsonbValueFromContainer(paths, i));
+	reset_node(node_at(children, root, path, false), BASE_ABSENT, NULL);
 }
 
-/* Applies one [path, value] pair of an assoc array. */
-static Jsonb *
-apply_assoc_pair(Jsonb *state, JsonbContainer *pairs, int i)
+/* Adds a [path, value] pair of an assoc array: its node gets the value. */
+static void
+add_assoc_pair(children_hash *children, PatchNode *root, JsonbValue *pair)
 {
-	JsonbValue *pair = getIthJsonbValueFromContainer(pairs, i);
+	JsonbValue *path = getIthJsonbValueFromContainer(pair->val.binary.data, 0);
 
-	return assoc_in(state, getIthJsonbValueFromContainer(pair->val.binary.data, 0),
-					getIthJsonbValueFromContainer(pair->val.binary.data, 1));
+	reset_node(node_at(children, root, path, true), BASE_VALUE,
+			   getIthJsonbValueFromContainer(pair->val.binary.data, 1));
 }
 
 /* Applies a (validated) patch: its dissoc paths, then its assoc values. */
 static Jsonb *
 apply_patch(Jsonb *state, Jsonb *patch)
 {
+	children_hash *children = children_create(CurrentMemoryContext, 16, NULL);
+	PatchNode	root = {0};
+	JsonbParseState *parse = NULL;
 	JsonbValue	member;
 
 	if (getKeyJsonValueFromContainer(&patch->root, "dissoc", 6, &member))
-		state = each_element(state, member.val.binary.data, apply_dissoc);
+		each_operation(children, &root, member.val.binary.data, add_dissoc);
 	if (getKeyJsonValueFromContainer(&patch->root, "assoc", 5, &member))
 	{
-		if (JsonContainerIsObject(member.val.binary.data))
-			state = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(state),
-													   JsonbPGetDatum(JsonbValueToJsonb(&member))));
+		if (JsonContainerIsArray(member.val.binary.data))
+			each_operation(children, &root, member.val.binary.data, add_assoc_pair);
 		else
-			state = each_element(state, member.val.binary.data, apply_assoc_pair);
+		{
+			JsonbIterator *it = JsonbIteratorInit(member.val.binary.data);
+			JsonbIteratorToken token;
+			JsonbValue	key;
+
+			while ((token = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+			{
+				JsonbValue *value;
+
+				if (token != WJB_KEY)
+					continue;
+				value = palloc(sizeof(JsonbValue));
+				JsonbIteratorNext(&it, value, true);
+				reset_node(node_at(children, &root, &key, true), BASE_VALUE, value);
+			}
+		}
 	}
-	return state;
+
+	pushJsonbValue(&parse, WJB_BEGIN_OBJECT, NULL);
+	push_members(&parse, children, &root, &state->root);
+	return JsonbValueToJsonb(pushJsonbValue(&parse, WJB_END_OBJECT, NULL));
 }
 
 /*
- * Folds the aggregate's patches up to at_seq_no, from its latest snapshot.
- * Returns the state in result_context, or NULL when there are no actions by
- * then; *folded counts the patches applied. Needs SPI connected; read_only
+ * Folds the aggregate's patches up to at_seq_no, from its latest snapshot,
+ * applying at most max_patches. Returns the state in result_context, or NULL
+ * when there are no actions by then; *folded counts the patches applied and
+ * *folded_to is the seq_no the state is at. Needs SPI connected; read_only
  * reads with the caller's snapshot. Memory stays bounded however long the
  * aggregate: states alternate between two contexts reset in turn.
  */
 static Jsonb *
-fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
-	 MemoryContext result_context, int64 *folded)
+fold(Datum kind, Datum id, int64 at_seq_no, bool read_only, MemoryContext result_context,
+	 int64 max_patches, int64 *folded, int64 *folded_to)
 {
 	Datum		args[4] = {kind, id, Int64GetDatum(at_seq_no), 0};
 	MemoryContext contexts[2];
@@ -250,12 +404,13 @@ fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
 	}
 
 	*folded = 0;
+	*folded_to = after;
 	args[2] = Int64GetDatum(after);
 	args[3] = Int64GetDatum(at_seq_no);
 	portal = SPI_cursor_open(NULL, coherence_plan(&patches_plan), args, NULL, read_only);
-	for (;;)
+	while (*folded < max_patches)
 	{
-		SPI_cursor_fetch(portal, true, PATCH_BATCH);
+		SPI_cursor_fetch(portal, true, Min(PATCH_BATCH, max_patches - *folded));
 		if (SPI_processed == 0)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -265,19 +420,15 @@ fold(Datum kind, Datum id, int64 at_seq_no, bool read_only,
 			Jsonb	   *patch = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[i],
 															 SPI_tuptable->tupdesc, 1, &isnull));
 
-			Jsonb	   *before;
-
 			if (state == NULL)
 				state = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-			before = state;
 			state = apply_patch(state, patch);
-			/* jsonb functions return their input when nothing changes. */
-			if (state == before)
-				state = DatumGetJsonbPCopy(JsonbPGetDatum(state));
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(contexts[current]);
 			current = next;
 			(*folded)++;
+			*folded_to = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 2, &isnull));
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -320,20 +471,22 @@ coherence_snapshot_appended(const CoherenceEvent *events, int nevents)
 		const CoherenceEvent *e = &events[i];
 		Datum		args[4];
 		int64		folded;
+		int64		folded_to;
 		Jsonb	   *state;
 		int			rc;
 
 		if (!e->is_action || !sampled(e->seq_no))
 			continue;
 		/* A 1.0 installation, not yet updated, has no snapshots table. */
-		if (!OidIsValid(get_relname_relid("coherence_snapshots", coherence_schema())))
+		if (!OidIsValid(coherence_table(COHERENCE_SNAPSHOTS)))
 			return;
 		args[0] = CStringGetTextDatum(e->aggregate.kind);
 		args[1] = CStringGetTextDatum(e->aggregate.id);
-		args[2] = Int64GetDatum(e->seq_no);
-		state = fold(args[0], args[1], e->seq_no, false, CurrentMemoryContext, &folded);
+		state = fold(args[0], args[1], e->seq_no, false, CurrentMemoryContext,
+					 2 * (int64) coherence_snapshot_interval, &folded, &folded_to);
 		if (state == NULL || folded < Max(coherence_snapshot_interval / 2, 1))
 			continue;
+		args[2] = Int64GetDatum(folded_to);
 		args[3] = JsonbPGetDatum(state);
 		rc = SPI_execute_plan(coherence_plan(&insert_snapshot_plan), args, NULL, false, 0);
 		coherence_check_spi(rc, SPI_OK_INSERT, "writing a snapshot");
@@ -351,6 +504,8 @@ coherence_aggregate(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	Jsonb	   *state;
 	int64		folded;
+	int64		folded_to;
+	int			nest_level;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -361,9 +516,11 @@ coherence_aggregate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coherence: at_seq_no must not be negative")));
 
-	coherence_begin(fcinfo);
-	state = fold(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), at_seq_no, true, caller, &folded);
-	coherence_end();
+	coherence_wait_durable();
+	nest_level = coherence_begin(fcinfo);
+	state = fold(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), at_seq_no, true, caller,
+				 PG_INT64_MAX, &folded, &folded_to);
+	coherence_end(nest_level);
 
 	if (state == NULL)
 		PG_RETURN_NULL();

@@ -1,24 +1,33 @@
 /*
  * coherence.c: module set-up, finding the extension's own tables, the
- * backend's prepared statements, and the writers' lock.
+ * backend's prepared statements, and the writers' lock (released at commit
+ * as commit.c explains).
  *
  * Locking design. Appends serialize on one heavyweight lock per database:
  * an ExclusiveLock on the extension's pg_extension entry, taken with
- * LockDatabaseObject and held until the transaction ends. A writer reads the
- * highest seq_no and runs the conflict check only after it holds the lock, so
- * it sees every append committed before it (the lock is released after the
- * commit becomes visible). Hence seq_nos are gapless and become visible in
- * order. A table lock would not do: every mode that conflicts with itself
+ * LockDatabaseObject and held until the appending transaction's commit is
+ * visible. A writer reads the highest seq_no and runs the conflict check
+ * only after it holds the lock, so it sees every append committed before it.
+ * Hence seq_nos are gapless and become visible in order. A table lock would not do: every mode that conflicts with itself
  * also conflicts with VACUUM and ANALYZE. The object lock is invisible to
  * ordinary SQL (no function takes it), so a client cannot block writers with
  * it, yet DROP EXTENSION waits for writers in flight.
  *
- * Name lookup. While a coherence function runs its own statements, the
- * search path is pg_catalog alone (no temporary schema): tables are named
- * with the extension's schema, and operators and functions can only come
- * from the catalog, whatever the caller's search_path holds. An override
- * search path does this without the cost of a SET clause on every call, and
- * kept plans are revalidated under it, never under the caller's path.
+ * Name lookup. While a coherence function runs its own statements,
+ * search_path is "pg_catalog, pg_temp": tables are named with the
+ * extension's schema, and operators and functions can only come from the
+ * catalog, whatever the caller's search_path holds. The setting is made once
+ * per call at a new GUC nest level and undone at its end (or by the
+ * (sub)transaction abort on error), as PostgreSQL does for a function's SET
+ * clause; kept plans are revalidated under it, never under the caller's path.
+ *
+ * Trusted objects. The extension's tables are found by name in its schema,
+ * and each is checked to be a member of this extension (pg_depend) before
+ * it is used: a table of the same name that another role created there (a
+ * 1.0 installation has no coherence_snapshots, and a role with CREATE on the
+ * schema could add one with a trigger) is refused, never written or read.
+ * The check is repeated after any relation invalidation. The C functions
+ * work only as members of the extension named coherence.
  *
  * Plans. Statements are prepared on first use with the schema name quoted
  * into their text and kept for the backend's life. The cache is keyed by the
@@ -26,17 +35,22 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
 
 #include "coherence.h"
 
@@ -59,12 +73,32 @@ static int	nknown_functions = 0;
 static CoherencePlan *prepared[MAX_PLANS];
 static int	nprepared = 0;
 
+/* The extension's tables; the first COHERENCE_CORE_TABLES exist since 1.0. */
+static const char *const table_names[] = {
+	"coherence_events", "coherence_actions", "coherence_effects", "coherence_triggers",
+	"coherence_snapshots", "coherence_checkpoints"
+};
+
+#define COHERENCE_CORE_TABLES 4
+
+/* Whether the core tables were verified since the last invalidation. */
+static bool core_tables_verified = false;
+
+/* Forgets the verified tables when any relation changes. */
+static void
+forget_verified_tables(Datum arg, Oid relid)
+{
+	core_tables_verified = false;
+}
+
 /* Defines the coherence.* settings and reserves their namespace. */
 void
 _PG_init(void)
 {
 	coherence_define_snapshot_interval();
 	MarkGUCPrefixReserved("coherence");
+	CacheRegisterRelcacheCallback(forget_verified_tables, (Datum) 0);
+	coherence_register_commit_callbacks();
 }
 
 /* Frees every kept plan, so they are prepared again for a new schema. */
@@ -78,6 +112,22 @@ forget_plans(void)
 	}
 	nprepared = 0;
 	nknown_functions = 0;
+	core_tables_verified = false;
+}
+
+/* Fails unless the function is a member of the extension named coherence. */
+static Oid
+extension_of_function(Oid fn_oid)
+{
+	Oid			extension = getExtensionOfObject(ProcedureRelationId, fn_oid);
+
+	if (!OidIsValid(extension) || extension != get_extension_oid("coherence", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coherence: function %s does not belong to the coherence extension",
+						format_procedure(fn_oid)),
+				 errhint("Create the functions with CREATE EXTENSION coherence.")));
+	return extension;
 }
 
 /*
@@ -95,13 +145,7 @@ coherence_use_catalog(FunctionCallInfo fcinfo)
 		if (known_functions[i] == fn_oid)
 			return;
 
-	extension = getExtensionOfObject(ProcedureRelationId, fn_oid);
-	if (!OidIsValid(extension))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("coherence: function %s does not belong to the coherence extension",
-						format_procedure(fn_oid)),
-				 errhint("Create the functions with CREATE EXTENSION coherence.")));
+	extension = extension_of_function(fn_oid);
 	schema = get_func_namespace(fn_oid);
 
 	if (extension != catalog_extension || schema != catalog_schema)
@@ -121,33 +165,75 @@ coherence_use_catalog(FunctionCallInfo fcinfo)
 	known_functions[nknown_functions++] = fn_oid;
 }
 
-/* The schema of the extension in use, as set by coherence_use_catalog. */
+/*
+ * The OID of one of the extension's tables, InvalidOid when it does not
+ * exist; fails when a relation of that name is not the extension's own.
+ */
 Oid
-coherence_schema(void)
+coherence_table(CoherenceTable table)
 {
-	return catalog_schema;
+	const char *name = table_names[table];
+	Oid			relid = get_relname_relid(name, catalog_schema);
+
+	if (OidIsValid(relid) &&
+		getExtensionOfObject(RelationRelationId, relid) != catalog_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("coherence: relation %s.%s is not part of the coherence extension",
+						catalog_schema_quoted, name),
+				 errdetail("Another role created it in the extension's schema; coherence never reads or writes it."),
+				 errhint("Drop that relation, then run ALTER EXTENSION coherence UPDATE.")));
+	return relid;
+}
+
+/* Checks, once per invalidation, that the core tables are the extension's. */
+static void
+verify_core_tables(void)
+{
+	if (core_tables_verified)
+		return;
+	for (int i = 0; i < COHERENCE_CORE_TABLES; i++)
+		if (!OidIsValid(coherence_table(i)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("coherence: table %s.%s is missing",
+							catalog_schema_quoted, table_names[i]),
+					 errhint("Restore the table from a backup; its events cannot be recreated.")));
+	if (get_attnum(coherence_table(COHERENCE_EVENTS), "id") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coherence: the installed extension is older than its library"),
+				 errdetail("Table coherence_events has no id column, which version 1.2 adds."),
+				 errhint("Run ALTER EXTENSION coherence UPDATE.")));
+	core_tables_verified = true;
 }
 
 /*
- * Starts a coherence function's own work: finds the extension's schema,
- * pins name lookup to pg_catalog and connects SPI. Errors undo all three.
+ * Starts a coherence function's own work: finds and verifies the
+ * extension's tables, pins name lookup to the catalog and connects SPI.
+ * Returns the GUC nest level to give to coherence_end. Errors undo all.
  */
-void
+int
 coherence_begin(FunctionCallInfo fcinfo)
 {
-	static OverrideSearchPath catalog_only = {NIL, true, false, 0};
+	int			nest_level;
 
 	coherence_use_catalog(fcinfo);
-	PushOverrideSearchPath(&catalog_only);
+	verify_core_tables();
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	coherence_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
+	return nest_level;
 }
 
 /* Ends what coherence_begin started. */
 void
-coherence_end(void)
+coherence_end(int nest_level)
 {
 	coherence_check_spi(SPI_finish(), SPI_OK_FINISH, "SPI_finish");
-	PopOverrideSearchPath();
+	AtEOXact_GUC(true, nest_level);
 }
 
 /* Returns the kept plan for a statement, preparing it on first use. */
@@ -179,21 +265,68 @@ coherence_plan(CoherencePlan *plan)
 	return prepared_plan;
 }
 
-/* Blocks until this transaction is the only one appending. */
+/*
+ * Fails with 25006 where no append may be written: on a hot standby and in
+ * a read-only transaction. Called before the writers' lock is taken.
+ */
 void
-coherence_lock_writers(void)
+coherence_check_writable(void)
 {
-	LockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("coherence: cannot append on a hot standby"),
+				 errdetail("This server is in recovery; only the primary writes events."),
+				 errhint("Connect to the primary to append. Dry runs and reads work here.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("coherence: cannot append in a read-only transaction"),
+				 errhint("Append in a read-write transaction on the primary; dry runs work in read-only ones.")));
 }
 
 /*
- * Gives back one hold of the writers' lock; a lock this transaction took for
- * an earlier append that wrote events stays held until commit.
+ * Blocks until this transaction is the only one appending. The hold belongs
+ * to the current (sub)transaction, not to the portal running the call (as
+ * it would under the extended query protocol), so that a savepoint's
+ * rollback releases it and commit.c can release it once the commit is
+ * visible.
  */
 void
-coherence_unlock_writers(void)
+coherence_lock_writers(void)
 {
-	UnlockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	ResourceOwner caller = CurrentResourceOwner;
+
+	CurrentResourceOwner = CurTransactionResourceOwner;
+	PG_TRY();
+	{
+		LockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = caller;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Ends a call's hold of the writers' lock. The transaction keeps one hold
+ * from its first append that wrote until commit (see commit.c); every other
+ * call gives its hold back at once.
+ */
+void
+coherence_unlock_writers(bool wrote, bool appended_before)
+{
+	if (!wrote || appended_before)
+	{
+		ResourceOwner caller = CurrentResourceOwner;
+
+		CurrentResourceOwner = CurTransactionResourceOwner;
+		UnlockDatabaseObject(ExtensionRelationId, catalog_extension, 0, ExclusiveLock);
+		CurrentResourceOwner = caller;
+	}
+	if (wrote)
+		coherence_record_append(catalog_extension);
 }
 
 /* Raises an internal error when an SPI call did not do what it should. */

@@ -11,6 +11,20 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
+/*
+ * Input limits, checked before anything is allocated or locked for the
+ * input: they keep every identity within a btree entry, and bound the work
+ * one call can make the writers wait for.
+ */
+#define COHERENCE_MAX_EVENTS 10000	/* events in one history */
+#define COHERENCE_MAX_TRIGGERS 1000 /* triggers of one action */
+#define COHERENCE_MAX_KIND_BYTES 256	/* an identity's kind */
+#define COHERENCE_MAX_ID_BYTES 1024 /* an identity's id */
+#define COHERENCE_MAX_TEXT_BYTES 1024	/* a source or reason */
+#define COHERENCE_MAX_PATH_KEYS 32	/* keys in one patch path */
+
 /* A [kind, id] pair naming an actor, aggregate or trigger. */
 typedef struct CoherenceIdentity
 {
@@ -22,7 +36,9 @@ typedef struct CoherenceIdentity
 typedef struct CoherenceEvent
 {
 	int64		seq_no;
+	char	   *id;				/* a UUID as lowercase text, NULL when none */
 	TimestampTz timestamp;
+	bool		timestamp_given;	/* input only: false when it defaulted */
 	char	   *source;
 	bool		is_action;
 	char	   *reason;
@@ -44,17 +60,35 @@ typedef struct CoherencePlan
 	SPIPlanPtr	plan;
 } CoherencePlan;
 
+/* The extension's tables, in the order coherence.c names them. */
+typedef enum CoherenceTable
+{
+	COHERENCE_EVENTS,
+	COHERENCE_ACTIONS,
+	COHERENCE_EFFECTS,
+	COHERENCE_TRIGGERS,
+	COHERENCE_SNAPSHOTS,
+	COHERENCE_CHECKPOINTS
+} CoherenceTable;
+
 /* coherence.c */
-extern void coherence_begin(FunctionCallInfo fcinfo);
-extern void coherence_end(void);
-extern Oid	coherence_schema(void);
+extern int	coherence_begin(FunctionCallInfo fcinfo);
+extern void coherence_end(int nest_level);
+extern Oid	coherence_table(CoherenceTable table);
+extern void coherence_check_writable(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
-extern void coherence_unlock_writers(void);
+extern void coherence_unlock_writers(bool wrote, bool appended_before);
 extern void coherence_check_spi(int rc, int expected, const char *what);
 
+/* commit.c */
+extern void coherence_register_commit_callbacks(void);
+extern bool coherence_has_appended(void);
+extern void coherence_record_append(Oid extension);
+extern void coherence_wait_durable(void);
+
 /* history.c */
-extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents);
+extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents, bool *any_id);
 extern void coherence_check_resolved(ArrayType *resolved);
 
 /* aggregate.c */
@@ -62,7 +96,17 @@ extern int	coherence_snapshot_interval;
 extern void coherence_define_snapshot_interval(void);
 extern void coherence_snapshot_appended(const CoherenceEvent *events, int nevents);
 
+/* Column values of rows, gathered to be passed as array parameters. */
+typedef struct CoherenceRows
+{
+	int			nrows;
+	Datum	   *columns[7];
+	bool	   *nulls[7];
+} CoherenceRows;
+
 /* write.c */
+extern void coherence_rows_init(CoherenceRows *rows, int ncolumns, int capacity);
+extern Datum coherence_column_array(const CoherenceRows *rows, int column, Oid array_type);
 extern void coherence_write_events(const CoherenceEvent *events, int nevents);
 
 /* event.c */

@@ -27,7 +27,8 @@ static CoherencePlan event_plan = {
 	"       ARRAY(SELECT t.trigger_kind FROM %1$s.coherence_triggers t WHERE t.seq_no = e.seq_no"
 	"             ORDER BY t.trigger_kind COLLATE \"C\", t.trigger_id COLLATE \"C\"),"
 	"       ARRAY(SELECT t.trigger_id FROM %1$s.coherence_triggers t WHERE t.seq_no = e.seq_no"
-	"             ORDER BY t.trigger_kind COLLATE \"C\", t.trigger_id COLLATE \"C\")"
+	"             ORDER BY t.trigger_kind COLLATE \"C\", t.trigger_id COLLATE \"C\"),"
+	"       e.id::text"
 	"  FROM %1$s.coherence_events e"
 	"  LEFT JOIN %1$s.coherence_actions a ON a.seq_no = e.seq_no"
 	"  LEFT JOIN %1$s.coherence_effects f ON f.seq_no = e.seq_no"
@@ -110,6 +111,7 @@ coherence_fetch_event(int64 seq_no, bool read_only, CoherenceEvent *event,
 	desc = SPI_tuptable->tupdesc;
 	memset(event, 0, sizeof(CoherenceEvent));
 	event->seq_no = seq_no;
+	event->id = text_column(row, desc, 14, result_context);
 	event->timestamp = DatumGetTimestampTz(SPI_getbinval(row, desc, 1, &isnull));
 	event->source = text_column(row, desc, 2, result_context);
 	SPI_getbinval(row, desc, 3, &isnull);
@@ -200,6 +202,11 @@ coherence_push_event(JsonbParseState **state, const CoherenceEvent *event)
 	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
 	coherence_push_key(state, "seq_no");
 	coherence_push_int64(state, WJB_VALUE, event->seq_no);
+	if (event->id)
+	{
+		coherence_push_key(state, "id");
+		coherence_push_string(state, WJB_VALUE, event->id);
+	}
 	coherence_push_key(state, "timestamp");
 	coherence_push_string(state, WJB_VALUE,
 						  JsonEncodeDateTime(NULL, TimestampTzGetDatum(event->timestamp),
@@ -251,10 +258,12 @@ coherence_event(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 	bool		found;
+	int			nest_level;
 
-	coherence_begin(fcinfo);
+	coherence_wait_durable();
+	nest_level = coherence_begin(fcinfo);
 	found = coherence_fetch_event(seq_no, true, &event, caller);
-	coherence_end();
+	coherence_end(nest_level);
 	if (!found)
 		PG_RETURN_NULL();
 
@@ -267,9 +276,11 @@ Datum
 coherence_seq_no(PG_FUNCTION_ARGS)
 {
 	int64		max;
+	int			nest_level;
 
-	coherence_begin(fcinfo);
+	coherence_wait_durable();
+	nest_level = coherence_begin(fcinfo);
 	max = coherence_max_seq_no(NULL, true);
-	coherence_end();
+	coherence_end(nest_level);
 	PG_RETURN_INT64(max);
 }

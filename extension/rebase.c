@@ -12,8 +12,10 @@
  * SQLSTATE 40001 instead of answering from a stale view.
  *
  * A call that writes keeps the lock until its transaction ends, so the next
- * writer sees its events. A call that writes nothing (conflict, invalid base,
- * dry run) gives its hold back at once.
+ * writer sees its events. A call that writes nothing (conflict, invalid base)
+ * gives its hold back at once. A dry run takes no lock at all: it answers
+ * from one snapshot (a fresh one in READ COMMITTED), so it never waits
+ * behind an open appender and works on a hot standby.
  */
 #include "postgres.h"
 
@@ -25,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/uuid.h"
 
 #include "coherence.h"
 
@@ -96,35 +99,6 @@ static CoherencePlan action_conflict_plan = {
 	4, {TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8ARRAYOID}, CURSOR_OPT_GENERIC_PLAN
 };
 
-/* Column values gathered for array parameters. */
-typedef struct Columns
-{
-	int			nrows;
-	Datum	   *values[7];
-} Columns;
-
-/* Allocates room for up to capacity rows of ncolumns columns. */
-static void
-columns_init(Columns *columns, int ncolumns, int capacity)
-{
-	columns->nrows = 0;
-	for (int i = 0; i < ncolumns; i++)
-		columns->values[i] = palloc(sizeof(Datum) * Max(capacity, 1));
-}
-
-/* Builds a one-dimensional array from gathered column values. */
-static Datum
-column_array(Columns *columns, int column, Oid element_type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(columns->values[column], columns->nrows,
-										   element_type, typlen, typbyval, typalign));
-}
-
 /*
  * The aggregate every action of the history acts on, or NULL when they act
  * on several or there are no actions.
@@ -164,9 +138,9 @@ typedef struct Head
  */
 static int
 find_conflict(const CoherenceEvent *events, int nevents, int64 base,
-			  Datum resolved, const Head *head, int64 *theirs)
+			  Datum resolved, bool read_only, const Head *head, int64 *theirs)
 {
-	Columns		aggregates;
+	CoherenceRows aggregates;
 	int		   *action_index;
 	Datum		args[4];
 	bool		isnull;
@@ -182,7 +156,7 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 	}
 
 	action_index = palloc(sizeof(int) * nevents);
-	columns_init(&aggregates, 2, nevents);
+	coherence_rows_init(&aggregates, 2, nevents);
 	for (int i = 0; i < nevents; i++)
 	{
 		int			row;
@@ -191,19 +165,19 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 			continue;
 		row = aggregates.nrows++;
 		action_index[row] = i;
-		aggregates.values[0][row] = CStringGetTextDatum(events[i].aggregate.kind);
-		aggregates.values[1][row] = CStringGetTextDatum(events[i].aggregate.id);
+		aggregates.columns[0][row] = CStringGetTextDatum(events[i].aggregate.kind);
+		aggregates.columns[1][row] = CStringGetTextDatum(events[i].aggregate.id);
 	}
 	if (aggregates.nrows == 0)
 		return -1;
 
-	args[0] = column_array(&aggregates, 0, TEXTOID);
-	args[1] = column_array(&aggregates, 1, TEXTOID);
+	args[0] = coherence_column_array(&aggregates, 0, TEXTARRAYOID);
+	args[1] = coherence_column_array(&aggregates, 1, TEXTARRAYOID);
 	args[2] = Int64GetDatum(base);
 	args[3] = resolved;
 	rc = SPI_execute_plan(coherence_plan(head->effects_since_base ? &conflict_plan
 										 : &action_conflict_plan),
-						  args, NULL, false, 1);
+						  args, NULL, read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "checking for conflicts");
 	if (SPI_processed == 0)
 		return -1;
@@ -214,12 +188,13 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 }
 
 /*
- * Returns the highest seq_no (0 when empty) and fills *head (see head_plan),
- * with a fresh snapshot in READ COMMITTED as SPI gives writers.
+ * Returns the highest seq_no (0 when empty) and fills *head (see head_plan).
+ * A writer reads with a fresh snapshot in READ COMMITTED, as SPI gives
+ * writers; a dry run (read_only) with the snapshot it pushed.
  */
 static int64
 read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
-		  Head *head)
+		  bool read_only, Head *head)
 {
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -242,7 +217,7 @@ read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
 		nulls[1] = nulls[2] = 'n';
 	}
 	args[3] = resolved;
-	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, false, 1);
+	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "reading the highest seq_no");
 
 	row = SPI_tuptable->vals[0];
@@ -274,6 +249,143 @@ check_snapshot_is_current(int64 highest_seen)
 				 errdetail("Events up to seq_no " INT64_FORMAT " were appended after this transaction's snapshot, which sees up to " INT64_FORMAT ".",
 						   latest, highest_seen),
 				 errhint("Retry the transaction.")));
+}
+
+/* Stored events with the history's ids, ordered by id. */
+static CoherencePlan ids_plan = {
+	"SELECT e.id::text, e.seq_no FROM %1$s.coherence_events e"
+	" WHERE e.id = ANY ($1::uuid[]) ORDER BY 1",
+	1, {UUIDARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+/* True when two identities are equal. */
+static bool
+same_identity(const CoherenceIdentity *a, const CoherenceIdentity *b)
+{
+	return strcmp(a->kind, b->kind) == 0 && strcmp(a->id, b->id) == 0;
+}
+
+/* The first field in which a retried event differs from the stored one. */
+static const char *
+event_difference(const CoherenceEvent *given, const CoherenceEvent *stored)
+{
+	if (strcmp(given->source, stored->source) != 0)
+		return "source";
+	if (given->is_action != stored->is_action)
+		return given->is_action ? "action" : "effect";
+	if (strcmp(given->reason, stored->reason) != 0)
+		return given->is_action ? "action.reason" : "effect.reason";
+	if (given->is_action)
+	{
+		if (!same_identity(&given->actor, &stored->actor))
+			return "action.actor";
+		if (!same_identity(&given->aggregate, &stored->aggregate))
+			return "action.aggregate";
+		if (!DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(given->patch),
+											  JsonbPGetDatum(stored->patch))))
+			return "action.patch";
+		if (given->ntriggers != stored->ntriggers)
+			return "triggers";
+		for (int t = 0; t < given->ntriggers; t++)
+			if (!same_identity(&given->triggers[t], &stored->triggers[t]))
+				return "triggers";
+	}
+	else if (!same_identity(&given->trigger, &stored->trigger))
+		return "effect.trigger";
+	if (given->timestamp_given && given->timestamp != stored->timestamp)
+		return "timestamp";
+	return NULL;
+}
+
+/* Fails because history[index].id is stored at seq_no, not as a retry. */
+static pg_noreturn void
+id_reused(int index, int64 seq_no, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("coherence: history[%d].id is already stored at seq_no " INT64_FORMAT,
+					index, seq_no),
+			 errdetail_internal("%s", detail),
+			 errhint("A retry sends the same history again; new events need new ids.")));
+}
+
+/* Compares event ids for bsearch. */
+static int
+compare_id_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Looks the history's ids up. Returns false when none is stored. Returns
+ * true, with the stored events in stored[], when the call is a retry: every
+ * event has an id, and all are stored at consecutive seq_nos with the same
+ * content. Any other use of a stored id fails with 23505.
+ */
+static bool
+find_retry(const CoherenceEvent *events, int nevents, bool read_only,
+		   CoherenceEvent *stored, MemoryContext result_context)
+{
+	CoherenceRows ids;
+	Datum		arg;
+	char	  **found_ids;
+	int64	   *found_seq_nos;
+	int64	   *seq_nos;
+	uint64		nfound;
+	int			rc;
+
+	coherence_rows_init(&ids, 1, nevents);
+	for (int i = 0; i < nevents; i++)
+		if (events[i].id)
+			ids.columns[0][ids.nrows++] = DirectFunctionCall1(uuid_in,
+															  CStringGetDatum(events[i].id));
+	arg = coherence_column_array(&ids, 0, UUIDARRAYOID);
+	rc = SPI_execute_plan(coherence_plan(&ids_plan), &arg, NULL, read_only, 0);
+	coherence_check_spi(rc, SPI_OK_SELECT, "looking up event ids");
+	nfound = SPI_processed;
+	if (nfound == 0)
+		return false;
+
+	found_ids = palloc(sizeof(char *) * nfound);
+	found_seq_nos = palloc(sizeof(int64) * nfound);
+	for (uint64 r = 0; r < nfound; r++)
+	{
+		bool		isnull;
+
+		found_ids[r] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		found_seq_nos[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+													   SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	seq_nos = palloc(sizeof(int64) * nevents);
+	for (int i = 0; i < nevents; i++)
+	{
+		char	  **hit = events[i].id ? bsearch(&events[i].id, found_ids, nfound,
+												 sizeof(char *), compare_id_strings) : NULL;
+
+		seq_nos[i] = hit ? found_seq_nos[hit - found_ids] : 0;
+	}
+	/* A retry is the whole history again, stored from its first event on. */
+	for (int i = 0; i < nevents; i++)
+	{
+		if (seq_nos[0] == 0 && seq_nos[i] != 0)
+			id_reused(i, seq_nos[i], "Earlier events of the history are not stored, so this is not a retry of one append.");
+		if (seq_nos[0] != 0 && seq_nos[i] == 0)
+			id_reused(0, seq_nos[0], psprintf("history[%d] is not stored, so this is not a retry of one append.", i));
+		if (seq_nos[i] != seq_nos[0] + i)
+			id_reused(i, seq_nos[i], psprintf("A retry stores its events at consecutive seq_nos in history order; history[0].id is at seq_no " INT64_FORMAT ".", seq_nos[0]));
+	}
+
+	for (int i = 0; i < nevents; i++)
+	{
+		const char *difference;
+
+		if (!coherence_fetch_event(seq_nos[i], read_only, &stored[i], result_context))
+			elog(ERROR, "coherence: event " INT64_FORMAT " vanished", seq_nos[i]);
+		difference = event_difference(&events[i], &stored[i]);
+		if (difference)
+			id_reused(i, seq_nos[i], psprintf("The stored event has a different %s.", difference));
+	}
+	return true;
 }
 
 /* Pushes the events [0, n) as the "events" member of the result. */
@@ -345,6 +457,11 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 	Jsonb	   *answer;
+	int			nest_level;
+	bool		any_id;
+	bool		appended_before;
+	bool		retry = false;
+	CoherenceEvent *stored = NULL;
 
 	require_argument(fcinfo, 0, "base");
 	require_argument(fcinfo, 1, "history");
@@ -361,22 +478,36 @@ coherence_rebase(PG_FUNCTION_ARGS)
 				 errmsg("coherence: base must be at least 1"),
 				 errdetail("base is the first seq_no the caller has not seen; seq_nos start at 1.")));
 	coherence_check_resolved(resolved);
-	events = coherence_read_history(history, &nevents);
+	events = coherence_read_history(history, &nevents, &any_id);
 
-	coherence_begin(fcinfo);
-	coherence_lock_writers();
+	if (!dry)
+		coherence_check_writable();
 
-	next = read_head(events, nevents, base, PointerGetDatum(resolved), &head) + 1;
+	nest_level = coherence_begin(fcinfo);
+	appended_before = coherence_has_appended();
+	if (dry)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	else
+		coherence_lock_writers();
+
+	next = read_head(events, nevents, base, PointerGetDatum(resolved), dry, &head) + 1;
 	check_snapshot_is_current(next - 1);
-	if (base <= next)
+	if (any_id)
+	{
+		stored = palloc(sizeof(CoherenceEvent) * nevents);
+		retry = find_retry(events, nevents, dry, stored, caller);
+	}
+	if (retry)
+		events = stored;
+	else if (base <= next)
 	{
 		for (int i = 0; i < nevents; i++)
 			events[i].seq_no = next + i;
 		conflict = find_conflict(events, nevents, base, PointerGetDatum(resolved),
-								 &head, &theirs.seq_no);
+								 dry, &head, &theirs.seq_no);
 		if (conflict >= 0)
 		{
-			if (!coherence_fetch_event(theirs.seq_no, false, &theirs, caller))
+			if (!coherence_fetch_event(theirs.seq_no, dry, &theirs, caller))
 				elog(ERROR, "coherence: conflicting event " INT64_FORMAT " vanished",
 					 theirs.seq_no);
 		}
@@ -387,9 +518,15 @@ coherence_rebase(PG_FUNCTION_ARGS)
 			wrote = true;
 		}
 	}
+	if (dry)
+		PopActiveSnapshot();
+	else
+		coherence_unlock_writers(wrote, appended_before);
+	coherence_end(nest_level);
+
+	/* An answer that shows stored events shows only durable ones. */
 	if (!wrote)
-		coherence_unlock_writers();
-	coherence_end();
+		coherence_wait_durable();
 
 	if (wrote)
 		Async_Notify("coherence", psprintf(INT64_FORMAT, events[nevents - 1].seq_no));
@@ -397,7 +534,14 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(empty_answer_context());
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	coherence_push_key(&state, "result");
-	if (base > next)
+	if (retry)
+	{
+		coherence_push_string(&state, WJB_VALUE, "ok");
+		push_events(&state, events, nevents);
+		coherence_push_key(&state, "duplicate");
+		pushJsonbValue(&state, WJB_VALUE, &(JsonbValue) {.type = jbvBool, .val.boolean = true});
+	}
+	else if (base > next)
 	{
 		coherence_push_string(&state, WJB_VALUE, "invalid-seq-no");
 		coherence_push_key(&state, "next_seq_no");

@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(coherence_stream);
 
 /* Actions in [from, to]. */
 static CoherencePlan window_plan = {
-	STREAM_COLUMNS " false"
+	STREAM_COLUMNS " false, e.id"
 	"  FROM %1$s.coherence_actions a JOIN %1$s.coherence_events e ON e.seq_no = a.seq_no"
 	" WHERE a.seq_no >= $1 AND a.seq_no <= $2"
 	"   AND ($3::text[] IS NULL OR a.aggregate_kind = ANY ($3))"
@@ -41,7 +41,7 @@ static CoherencePlan window_plan = {
 
 /* Actions before from of the aggregates that effects in [from, to] affect. */
 static CoherencePlan replay_plan = {
-	STREAM_COLUMNS " true"
+	STREAM_COLUMNS " true, e.id"
 	"  FROM %1$s.coherence_actions a JOIN %1$s.coherence_events e ON e.seq_no = a.seq_no"
 	" WHERE a.seq_no < $1"
 	"   AND ($3::text[] IS NULL OR a.aggregate_kind = ANY ($3))"
@@ -107,6 +107,7 @@ coherence_stream(PG_FUNCTION_ARGS)
 	int64		to;
 	ParamListInfo params;
 	DestReceiver *dest;
+	int			nest_level;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -135,11 +136,12 @@ coherence_stream(PG_FUNCTION_ARGS)
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
 
-	coherence_begin(fcinfo);
+	coherence_wait_durable();
+	nest_level = coherence_begin(fcinfo);
 	if (from > 1)
 		run_into(&replay_plan, params, dest);
 	run_into(&window_plan, params, dest);
-	coherence_end();
+	coherence_end(nest_level);
 
 	dest->rDestroy(dest);
 	return (Datum) 0;

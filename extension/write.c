@@ -1,178 +1,197 @@
 /*
- * write.c: writes appended events straight into the tables and their
- * indexes, the way PostgreSQL writes its catalogs (CatalogTupleInsert).
- *
- * Why not INSERT statements: each one pays an executor start-up, and each
- * row of a table with a foreign key pays an RI trigger, an SPI query that
- * also locks the parent row FOR KEY SHARE (a WAL record and a dirtied page).
- * coherence_rebase writes every parent row itself in the same call and has
- * validated every value its CHECK constraints guard, so neither adds
- * anything here; the constraints still hold for anyone writing with SQL.
- * Unique indexes are checked as INSERT checks them, values are TOASTed as
- * INSERT does, and the rows are WAL-logged (and logically decoded) the same.
+ * write.c: writes appended events into the tables with prepared INSERT
+ * statements, so everything PostgreSQL does for an INSERT happens: every
+ * kind of index a DBA adds (expression, partial, exclusion, deferrable,
+ * ones being built concurrently), CHECK and foreign-key constraints, column
+ * defaults and types, row triggers and row-level security. One statement per
+ * table for the whole history (the rows travel as arrays), and the usual
+ * history of actions without triggers needs a single statement.
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/table.h"
-#include "catalog/index.h"
-#include "executor/executor.h"
-#include "nodes/execnodes.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
 
 #include "coherence.h"
 
-/* One table open for appending, with its indexes. */
-typedef struct TableWriter
-{
-	Relation	table;
-	TupleTableSlot *slot;
-	int			nindexes;
-	Relation   *indexes;
-	IndexInfo **index_infos;
-} TableWriter;
+static CoherencePlan insert_events_plan = {
+	"INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source, id)"
+	" SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::uuid[])",
+	4, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, UUIDARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_actions_plan = {
+	"INSERT INTO %1$s.coherence_actions"
+	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+	"                      $5::text[], $6::text[], $7::jsonb[])",
+	7, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_effects_plan = {
+	"INSERT INTO %1$s.coherence_effects (seq_no, reason, trigger_kind, trigger_id)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
+	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+static CoherencePlan insert_triggers_plan = {
+	"INSERT INTO %1$s.coherence_triggers (seq_no, trigger_kind, trigger_id)"
+	" SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
+	3, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
 
 /*
- * Opens one of the extension's tables and its indexes for inserting rows of
- * ncolumns values (checked, so that a changed table fails loudly).
+ * Events and their actions in one statement: one executor start instead of
+ * two. The foreign key is checked at the end of the statement, after both.
  */
-static void
-writer_open(TableWriter *writer, const char *name, int ncolumns)
+static CoherencePlan insert_events_actions_plan = {
+	"WITH e AS (INSERT INTO %1$s.coherence_events (seq_no, \"timestamp\", source, id)"
+	"           SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::uuid[]))"
+	" INSERT INTO %1$s.coherence_actions"
+	" (seq_no, reason, actor_kind, actor_id, aggregate_kind, aggregate_id, patch)"
+	" SELECT * FROM unnest($1::bigint[], $5::text[], $6::text[], $7::text[],"
+	"                      $8::text[], $9::text[], $10::jsonb[])",
+	10, {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, UUIDARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID}, CURSOR_OPT_GENERIC_PLAN
+};
+
+/* Allocates room for up to capacity rows of ncolumns columns. */
+void
+coherence_rows_init(CoherenceRows *rows, int ncolumns, int capacity)
 {
-	Oid			relid = get_relname_relid(name, coherence_schema());
-	List	   *index_oids;
-	ListCell   *lc;
-	int			i = 0;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("coherence: table %s is missing", name),
-				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
-	writer->table = table_open(relid, RowExclusiveLock);
-	if (RelationGetDescr(writer->table)->natts != ncolumns)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("coherence: table %s has %d columns, expected %d",
-						name, RelationGetDescr(writer->table)->natts, ncolumns),
-				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
-	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->table),
-											&TTSOpsHeapTuple);
-
-	index_oids = RelationGetIndexList(writer->table);
-	writer->nindexes = list_length(index_oids);
-	writer->indexes = palloc(sizeof(Relation) * Max(writer->nindexes, 1));
-	writer->index_infos = palloc(sizeof(IndexInfo *) * Max(writer->nindexes, 1));
-	foreach(lc, index_oids)
+	rows->nrows = 0;
+	for (int i = 0; i < ncolumns; i++)
 	{
-		writer->indexes[i] = index_open(lfirst_oid(lc), RowExclusiveLock);
-		writer->index_infos[i] = BuildIndexInfo(writer->indexes[i]);
-		i++;
+		rows->columns[i] = palloc(sizeof(Datum) * Max(capacity, 1));
+		rows->nulls[i] = palloc0(sizeof(bool) * Max(capacity, 1));
 	}
-	list_free(index_oids);
 }
 
-/* Inserts one row into the table and every index. */
-static void
-writer_insert(TableWriter *writer, Datum *values, bool *nulls)
+/* One column of the gathered rows as an array of the given array type. */
+Datum
+coherence_column_array(const CoherenceRows *rows, int column, Oid array_type)
 {
-	HeapTuple	tuple = heap_form_tuple(RelationGetDescr(writer->table), values, nulls);
-	Datum		index_values[INDEX_MAX_KEYS];
-	bool		index_nulls[INDEX_MAX_KEYS];
+	Oid			element_type = get_element_type(array_type);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
-	simple_heap_insert(writer->table, tuple);
-	ExecStoreHeapTuple(tuple, writer->slot, false);
-	for (int i = 0; i < writer->nindexes; i++)
-	{
-		Relation	index = writer->indexes[i];
+	int			dims[1] = {rows->nrows};
+	int			lbs[1] = {1};
 
-		/* Plain column indexes only, so no executor state is needed. */
-		FormIndexDatum(writer->index_infos[i], writer->slot, NULL,
-					   index_values, index_nulls);
-		index_insert(index, index_values, index_nulls, &tuple->t_self, writer->table,
-					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, writer->index_infos[i]);
-	}
-	ExecClearTuple(writer->slot);
-	heap_freetuple(tuple);
+	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(rows->columns[column], rows->nulls[column],
+											  1, dims, lbs, element_type,
+											  typlen, typbyval, typalign));
 }
 
-/* Closes a writer; the locks are kept until the transaction ends. */
+/* Appends columns [first, first + n) of rows to a plan's arguments. */
 static void
-writer_close(TableWriter *writer)
+add_columns(Datum *args, int *nargs, const CoherencePlan *plan, const CoherenceRows *rows,
+			int first, int n)
 {
-	ExecDropSingleTupleTableSlot(writer->slot);
-	for (int i = 0; i < writer->nindexes; i++)
-		index_close(writer->indexes[i], NoLock);
-	table_close(writer->table, NoLock);
+	for (int c = first; c < first + n; c++, (*nargs)++)
+		args[*nargs] = coherence_column_array(rows, c, plan->argtypes[*nargs]);
+}
+
+/* Runs one of the insert statements. */
+static void
+run_insert(CoherencePlan *plan, Datum *args)
+{
+	int			rc = SPI_execute_plan(coherence_plan(plan), args, NULL, false, 0);
+
+	coherence_check_spi(rc, SPI_OK_INSERT, "appending events");
+}
+
+/* Inserts the gathered rows of one table, if there are any. */
+static void
+insert_table(CoherencePlan *plan, const CoherenceRows *rows)
+{
+	Datum		args[10];
+	int			nargs = 0;
+
+	if (rows->nrows == 0)
+		return;
+	add_columns(args, &nargs, plan, rows, 0, plan->nargs);
+	run_insert(plan, args);
 }
 
 /* Writes the events, whose seq_nos are assigned, parents before children. */
 void
 coherence_write_events(const CoherenceEvent *events, int nevents)
 {
-	TableWriter event_rows,
-				action_rows,
-				effect_rows,
-				trigger_rows;
-	bool		any_action = false,
-				any_effect = false,
-				any_trigger = false;
+	CoherenceRows base_rows,
+				actions,
+				effects,
+				links;
+	int			ntriggers = 0;
 
 	for (int i = 0; i < nevents; i++)
-	{
-		any_action |= events[i].is_action;
-		any_effect |= !events[i].is_action;
-		any_trigger |= events[i].ntriggers > 0;
-	}
-	writer_open(&event_rows, "coherence_events", 3);
-	if (any_action)
-		writer_open(&action_rows, "coherence_actions", 7);
-	if (any_effect)
-		writer_open(&effect_rows, "coherence_effects", 4);
-	if (any_trigger)
-		writer_open(&trigger_rows, "coherence_triggers", 3);
+		ntriggers += events[i].ntriggers;
+	coherence_rows_init(&base_rows, 4, nevents);
+	coherence_rows_init(&actions, 7, nevents);
+	coherence_rows_init(&effects, 4, nevents);
+	coherence_rows_init(&links, 3, ntriggers);
 
 	for (int i = 0; i < nevents; i++)
 	{
 		const CoherenceEvent *e = &events[i];
 		Datum		seq_no = Int64GetDatum(e->seq_no);
-		bool		nulls[7] = {false};
+		int			row = base_rows.nrows++;
 
-		writer_insert(&event_rows, (Datum[]) {
-			seq_no, TimestampTzGetDatum(e->timestamp), CStringGetTextDatum(e->source)
-		}, nulls);
+		base_rows.columns[0][row] = seq_no;
+		base_rows.columns[1][row] = TimestampTzGetDatum(e->timestamp);
+		base_rows.columns[2][row] = CStringGetTextDatum(e->source);
+		base_rows.nulls[3][row] = e->id == NULL;
+		if (e->id)
+			base_rows.columns[3][row] = DirectFunctionCall1(uuid_in, CStringGetDatum(e->id));
 		if (e->is_action)
 		{
-			writer_insert(&action_rows, (Datum[]) {
-				seq_no, CStringGetTextDatum(e->reason),
-					CStringGetTextDatum(e->actor.kind), CStringGetTextDatum(e->actor.id),
-					CStringGetTextDatum(e->aggregate.kind), CStringGetTextDatum(e->aggregate.id),
-					JsonbPGetDatum(e->patch)
-			}, nulls);
+			row = actions.nrows++;
+			actions.columns[0][row] = seq_no;
+			actions.columns[1][row] = CStringGetTextDatum(e->reason);
+			actions.columns[2][row] = CStringGetTextDatum(e->actor.kind);
+			actions.columns[3][row] = CStringGetTextDatum(e->actor.id);
+			actions.columns[4][row] = CStringGetTextDatum(e->aggregate.kind);
+			actions.columns[5][row] = CStringGetTextDatum(e->aggregate.id);
+			actions.columns[6][row] = JsonbPGetDatum(e->patch);
 			for (int t = 0; t < e->ntriggers; t++)
-				writer_insert(&trigger_rows, (Datum[]) {
-					seq_no, CStringGetTextDatum(e->triggers[t].kind),
-						CStringGetTextDatum(e->triggers[t].id)
-				}, nulls);
+			{
+				row = links.nrows++;
+				links.columns[0][row] = seq_no;
+				links.columns[1][row] = CStringGetTextDatum(e->triggers[t].kind);
+				links.columns[2][row] = CStringGetTextDatum(e->triggers[t].id);
+			}
 		}
 		else
-			writer_insert(&effect_rows, (Datum[]) {
-				seq_no, CStringGetTextDatum(e->reason),
-					CStringGetTextDatum(e->trigger.kind), CStringGetTextDatum(e->trigger.id)
-			}, nulls);
+		{
+			row = effects.nrows++;
+			effects.columns[0][row] = seq_no;
+			effects.columns[1][row] = CStringGetTextDatum(e->reason);
+			effects.columns[2][row] = CStringGetTextDatum(e->trigger.kind);
+			effects.columns[3][row] = CStringGetTextDatum(e->trigger.id);
+		}
 	}
 
-	if (any_trigger)
-		writer_close(&trigger_rows);
-	if (any_effect)
-		writer_close(&effect_rows);
-	if (any_action)
-		writer_close(&action_rows);
-	writer_close(&event_rows);
+	if (effects.nrows == 0 && links.nrows == 0)
+	{
+		Datum		args[10];
+		int			nargs = 0;
+
+		add_columns(args, &nargs, &insert_events_actions_plan, &base_rows, 0, 4);
+		add_columns(args, &nargs, &insert_events_actions_plan, &actions, 1, 6);
+		run_insert(&insert_events_actions_plan, args);
+	}
+	else
+	{
+		insert_table(&insert_events_plan, &base_rows);
+		insert_table(&insert_actions_plan, &actions);
+		insert_table(&insert_effects_plan, &effects);
+		insert_table(&insert_triggers_plan, &links);
+	}
 
 	/* Later statements of this call (snapshots, a second rebase) see the rows. */
 	CommandCounterIncrement();

@@ -56,9 +56,9 @@ SELECT pg_temp.rows(0, NULL, '{}');
 -- Read in one statement, the stream and coherence_seq_no share a snapshot.
 SELECT coherence_seq_no() AS head, count(*) AS rows FROM coherence_stream(0);
 
--- Numeric ids are stored as their text form and name the same aggregate.
+-- Numeric ids are stored as their integer text and name the same aggregate.
 SELECT coherence_rebase(11, '[{"source": "test", "action": {"reason": "r", "actor": ["user", 42],
-	"aggregate": ["receipt", 3], "patch": {"assoc": {"x": 2}}}, "triggers": [["key", 7.50]]}]')->>'result';
+	"aggregate": ["receipt", 3], "patch": {"assoc": {"x": 2}}}, "triggers": [["key", 7.00]]}]')->>'result';
 SELECT seq_no, actor_id, aggregate_id, triggers FROM coherence_stream(11);
 SELECT coherence_rebase(11, '[{"source": "test", "action": {"reason": "r", "actor": ["user", "u"],
 	"aggregate": ["receipt", "3"], "patch": {"assoc": {"x": 3}}}}]') #>> '{conflict,theirs,seq_no}'
@@ -72,8 +72,10 @@ SELECT patch FROM coherence_stream(12);
 SELECT coherence_event(12)->'action'->'patch' = patch AS same_patch FROM coherence_stream(12);
 
 -- Memory stays flat however many rows: the stream fills a tuplestore that
--- spills past work_mem. 20,000 rows with work_mem at its minimum.
-SELECT coherence_rebase(13, (SELECT jsonb_agg(pg_temp.act('bulk', i::text)) FROM generate_series(1, 20000) i))->>'result';
+-- spills past work_mem. 20,000 rows (two histories of the longest allowed)
+-- with work_mem at its minimum.
+SELECT coherence_rebase(13, (SELECT jsonb_agg(pg_temp.act('bulk', i::text)) FROM generate_series(1, 10000) i))->>'result';
+SELECT coherence_rebase(10013, (SELECT jsonb_agg(pg_temp.act('bulk', i::text)) FROM generate_series(10001, 20000) i))->>'result';
 SET work_mem = '64kB';
 SELECT count(*), min(seq_no), max(seq_no), bool_and(NOT replayed) FROM coherence_stream(13);
 RESET work_mem;

@@ -3,22 +3,7 @@
 DROP EXTENSION coherence;
 CREATE EXTENSION coherence;
 
--- Reports the SQLSTATE and message of a failing rebase, or its result.
-CREATE FUNCTION pg_temp.try(base bigint, history jsonb, resolved bigint[] DEFAULT '{}',
-                            dry boolean DEFAULT false) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	RETURN coherence_rebase(base, history, resolved, dry)->>'result';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ' ' || SQLERRM;
-END $$;
--- A valid event whose member at path is replaced by value (or removed, NULL).
-CREATE FUNCTION pg_temp.bad(path text[], value jsonb) RETURNS jsonb LANGUAGE sql AS $$
-	SELECT jsonb_build_array(CASE WHEN value IS NULL THEN e #- path
-	                              ELSE jsonb_set(e, path, value) END)
-	FROM (SELECT '{"source": "s", "triggers": [["key", "1"]],
-	               "action": {"reason": "r", "actor": ["user", "u"], "aggregate": ["book", "b"],
-	                          "patch": {"assoc": {"k": 1}}}}'::jsonb AS e) x
-$$;
+\i sql/include/helpers.sql
 
 -- The valid event itself is accepted (dry), so each case below fails for its
 -- own reason only.

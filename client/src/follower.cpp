@@ -2,6 +2,9 @@
 // read/wait cycles, woken by LISTEN/NOTIFY, a poll timeout or a self-pipe.
 #include "follower.hpp"
 
+#include "internal.hpp"
+#include "pqxx_compat.hpp"
+
 #include <cerrno>
 #include <memory>
 #include <system_error>
@@ -21,19 +24,6 @@ int remaining_ms(std::chrono::steady_clock::time_point deadline) {
 
 }  // namespace
 
-// Registering a receiver makes libpqxx LISTEN on the channel; a notification
-// only says "look now" instead of at the next poll.
-class Follower::Listener final : public pqxx::notification_receiver {
- public:
-  Listener(pqxx::connection &conn, bool &notified) : notification_receiver(conn, "coherence"), notified_(notified) {}
-  // The payload (the highest seq_no written) is not needed: a window reads
-  // the current upper bound itself.
-  void operator()(const std::string &, int) override { notified_ = true; }
-
- private:
-  bool &notified_;
-};
-
 // Non-blocking, so stop() never blocks and a full pipe is harmless.
 Follower::Follower(const SubscriptionOptions &options) : options_(options) {
   int fds[2];
@@ -51,38 +41,70 @@ Follower::~Follower() {
 
 // Reconnects around read/wait cycles until stopped.
 void Follower::run(const std::string &conninfo, const std::function<void(pqxx::connection &)> &on_connect,
-                   const std::function<void(pqxx::connection &)> &read) {
-  bool connected_before = false;
+                   const std::function<void(pqxx::connection &)> &read, bool short_polls,
+                   const std::function<bool()> &others_open) {
+  bool connected_before = false, down = false;
+  int failures = 0;
+  const auto all_open = [&](const std::unique_ptr<pqxx::connection> &conn) {
+    return conn && conn->is_open() && (!others_open || others_open());
+  };
   while (!stopping_) {
     std::unique_ptr<pqxx::connection> conn;
     try {
       conn = std::make_unique<pqxx::connection>(conninfo);
       connected_before = true;
       on_connect(*conn);
-      bool notified = false;
-      const Listener listener{*conn, notified};
+      // LISTEN is refused during recovery: a standby is polled instead.
+      bool standby = false;
+      {
+        pqxx::nontransaction tx{*conn};
+        standby = in_recovery(tx);
+        if (!standby) compat::exec(tx, "LISTEN coherence");
+      }
+      if (down) {
+        down = false;
+        failures = 0;
+        if (options_.on_reconnected) options_.on_reconnected();
+      }
+      const auto interval = standby || short_polls ? options_.standby_poll_interval : options_.poll_interval;
       while (!stopping_) {
-        // Reset before reading: a notification arriving during the read
-        // sets it again and causes one more (cheap) read.
-        notified = false;
         read(*conn);
-        wait(*conn, notified);
+        wait(*conn, interval);
       }
     } catch (const Stopped &) {
       return;
+    } catch (const HandlerFailed &failed) {
+      // A handler's own error, unless this loop's connection broke under it
+      // (a projector's handler writes through the window's transaction).
+      if (all_open(conn)) std::rethrow_exception(failed.error);
+      try {
+        std::rethrow_exception(failed.error);
+      } catch (const std::exception &e) {
+        if (!lost(e, failures, down)) return;
+      }
     } catch (const pqxx::failure &e) {
-      // Lost means the connection is gone, whichever exception reported it:
-      // broken_connection, an sql_error such as 57P01 (backend terminated)
-      // or in_doubt_error from a COMMIT. Other errors are the caller's.
-      const bool lost = dynamic_cast<const pqxx::broken_connection *>(&e) != nullptr || !conn || !conn->is_open();
-      // A first connection that fails is a configuration error, not an
-      // outage: report it rather than retry forever.
-      if (!lost || !connected_before) throw;
-      if (stopping_) return;
-      if (options_.on_reconnect) options_.on_reconnect(e);
-      pause(options_.reconnect_delay);
+      // Lost means a connection of this loop is gone, whichever exception
+      // reported it: broken_connection, an sql_error such as 57P01 (backend
+      // terminated) or in_doubt_error from a COMMIT. Other errors are the
+      // caller's. A first connection that fails is a configuration error,
+      // not an outage: report it rather than retry forever.
+      const bool gone = dynamic_cast<const pqxx::broken_connection *>(&e) != nullptr || !all_open(conn);
+      if (!gone || !connected_before) throw;
+      if (!lost(e, failures, down)) return;
     }
   }
+}
+
+// Reports the first loss of a run of failures (a state change, not every
+// attempt) and sleeps the backoff; false when stopped meanwhile.
+bool Follower::lost(const std::exception &error, int &failures, bool &down) {
+  if (stopping_) return false;
+  if (!down) {
+    down = true;
+    if (options_.on_reconnect) options_.on_reconnect(error);
+  }
+  ++failures;
+  return pause(backoff(failures, options_.reconnect_delay, options_.max_reconnect_delay));
 }
 
 // Sets the flag and wakes a wait in poll(); a full pipe already wakes it.
@@ -93,7 +115,7 @@ void Follower::stop() noexcept {
 }
 
 // poll() on the wake pipe alone.
-bool Follower::pause(std::chrono::milliseconds duration) {
+bool Follower::pause(std::chrono::microseconds duration) {
   const auto deadline = std::chrono::steady_clock::now() + duration;
   while (!stopping_) {
     const int timeout = remaining_ms(deadline);
@@ -104,10 +126,14 @@ bool Follower::pause(std::chrono::milliseconds duration) {
   return false;
 }
 
-// Until a notification, the poll interval, or stop(); throws if the connection dies.
-void Follower::wait(pqxx::connection &conn, const bool &notified) {
-  const auto deadline = std::chrono::steady_clock::now() + options_.poll_interval;
-  while (!stopping_ && !notified) {
+// Until a notification, the interval, or stop(); throws if the connection dies.
+void Follower::wait(pqxx::connection &conn, std::chrono::milliseconds interval) {
+  const auto deadline = std::chrono::steady_clock::now() + interval;
+  // A notification that arrived while the window's statements ran was read
+  // from the socket and queued by libpq then: the socket has nothing new to
+  // say about it, so look at the queue first (as await_notification does).
+  if (conn.get_notifs() > 0) return;
+  while (!stopping_) {
     const int timeout = remaining_ms(deadline);
     if (timeout == 0) return;
     // libpq drops the socket once it sees the connection die.
@@ -118,7 +144,7 @@ void Follower::wait(pqxx::connection &conn, const bool &notified) {
       throw std::system_error(errno, std::generic_category(), "coherence: poll");
     }
     if (fds[0].revents != 0) {
-      conn.get_notifs();
+      if (conn.get_notifs() > 0) return;
       if (!conn.is_open()) throw pqxx::broken_connection{"coherence: the connection was lost"};
     }
   }

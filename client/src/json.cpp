@@ -4,6 +4,7 @@
 // and a local error names the field sooner.
 #include "internal.hpp"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace coherence {
@@ -78,6 +79,27 @@ std::int64_t seq_no_of(const json &j, const char *key, const std::string &what) 
   return v.get<std::int64_t>();
 }
 
+// An event's optional id, a UUID as text (the server checks its form).
+std::optional<std::string> id_of(const json &j, const std::string &what) {
+  const auto it = j.find("id");
+  if (it == j.end()) return std::nullopt;
+  return string_of(*it, what + "'s id");
+}
+
+// The text the server stores for a numeric id: the integer's digits. A
+// number the client cannot know exactly (a fraction, or a float beyond
+// 2^53, where nlohmann has already rounded it) is refused rather than
+// guessed, so the client never names an aggregate the server would not.
+std::string id_of_number(const json &j) {
+  if (j.is_number_integer()) return j.is_number_unsigned() ? std::to_string(j.get<std::uint64_t>())
+                                                           : std::to_string(j.get<std::int64_t>());
+  const double value = j.get<double>();
+  if (std::trunc(value) != value) bad("an identity's numeric id must be an integer, got " + j.dump());
+  if (std::fabs(value) >= 9007199254740992.0)
+    bad("an identity's numeric id " + j.dump() + " is beyond 2^53 and may have been rounded; give it as a string");
+  return std::to_string(static_cast<std::int64_t>(value));
+}
+
 // The events array of a rebase answer.
 std::vector<Event> events_of(const json &j) {
   const json &events = member(j, "events", "a rebase answer");
@@ -95,17 +117,38 @@ bool operator==(const Action &a, const Action &b) {
 }
 bool operator==(const Effect &a, const Effect &b) { return a.reason == b.reason && a.trigger == b.trigger; }
 bool operator==(const NewEvent &a, const NewEvent &b) {
-  return a.source == b.source && a.body == b.body && a.triggers == b.triggers && a.timestamp == b.timestamp;
+  return a.source == b.source && a.body == b.body && a.triggers == b.triggers && a.timestamp == b.timestamp &&
+         a.id == b.id;
 }
 bool operator==(const Event &a, const Event &b) {
   return a.seq_no == b.seq_no && a.timestamp == b.timestamp && a.source == b.source && a.body == b.body &&
-         a.triggers == b.triggers && a.replayed == b.replayed;
+         a.triggers == b.triggers && a.replayed == b.replayed && a.id == b.id;
 }
-bool operator==(const Ok &a, const Ok &b) { return a.events == b.events; }
+bool operator==(const Ok &a, const Ok &b) { return a.events == b.events && a.duplicate == b.duplicate; }
 bool operator==(const Conflict &a, const Conflict &b) {
   return a.events == b.events && a.ours == b.ours && a.theirs == b.theirs;
 }
 bool operator==(const InvalidSeqNo &a, const InvalidSeqNo &b) { return a.next_seq_no == b.next_seq_no; }
+
+// C++17 does not derive != from ==.
+bool operator!=(const Identity &a, const Identity &b) { return !(a == b); }
+bool operator!=(const Patch &a, const Patch &b) { return !(a == b); }
+bool operator!=(const Action &a, const Action &b) { return !(a == b); }
+bool operator!=(const Effect &a, const Effect &b) { return !(a == b); }
+bool operator!=(const NewEvent &a, const NewEvent &b) { return !(a == b); }
+bool operator!=(const Event &a, const Event &b) { return !(a == b); }
+bool operator!=(const Ok &a, const Ok &b) { return !(a == b); }
+bool operator!=(const Conflict &a, const Conflict &b) { return !(a == b); }
+bool operator!=(const InvalidSeqNo &a, const InvalidSeqNo &b) { return !(a == b); }
+
+// One assoc per top-level key of an object, e.g. a struct through its
+// adl_serializer.
+Patch Patch::assoc_object(const json &object) {
+  if (!object.is_object()) bad("Patch::assoc_object needs a JSON object, got " + std::string(object.type_name()));
+  Patch patch;
+  for (const auto &item : object.items()) patch.assoc.emplace_back(Path{item.key()}, item.value());
+  return patch;
+}
 
 // ["kind", "id"].
 void to_json(json &j, const Identity &v) { j = json::array({v.kind, v.id}); }
@@ -114,8 +157,8 @@ void to_json(json &j, const Identity &v) { j = json::array({v.kind, v.id}); }
 void from_json(const json &j, Identity &v) {
   if (!j.is_array() || j.size() != 2) bad("an identity must be a [kind, id] array");
   v.kind = string_of(j[0], "an identity's kind");
-  // The server stores a numeric id as its text: ["receipt", 1] is receipt "1".
-  v.id = j[1].is_number() ? j[1].dump() : string_of(j[1], "an identity's id");
+  // The server stores a numeric id as its integer text: ["receipt", 1e0] is receipt "1".
+  v.id = j[1].is_number() ? id_of_number(j[1]) : string_of(j[1], "an identity's id");
 }
 
 // Always the array-of-pairs form with array paths: unambiguous for nested keys.
@@ -178,6 +221,7 @@ void from_json(const json &j, Effect &v) {
 // The input form of coherence_rebase.
 void to_json(json &j, const NewEvent &v) {
   j = json{{"source", v.source}};
+  if (v.id) j["id"] = *v.id;
   if (v.timestamp) j["timestamp"] = internal::format_timestamp(*v.timestamp);
   put_body(j, v.body, v.triggers);
   // An effect's empty trigger list is left out; a non-empty one is sent so
@@ -187,7 +231,8 @@ void to_json(json &j, const NewEvent &v) {
 
 // The input form; a timestamp needs a UTC offset to mean one instant.
 void from_json(const json &j, NewEvent &v) {
-  only_keys(j, {"timestamp", "source", "action", "effect", "triggers"}, "an event");
+  only_keys(j, {"id", "timestamp", "source", "action", "effect", "triggers"}, "an event");
+  v.id = id_of(j, "an event");
   v.source = string_of(member(j, "source", "an event"), "an event's source");
   v.body = body_of(j);
   v.triggers = j.contains("triggers") ? identities_of(j["triggers"], "an event's triggers")
@@ -199,6 +244,7 @@ void from_json(const json &j, NewEvent &v) {
 // The output form, timestamps in UTC.
 void to_json(json &j, const Event &v) {
   j = json{{"seq_no", v.seq_no}, {"timestamp", internal::format_timestamp(v.timestamp)}, {"source", v.source}};
+  if (v.id) j["id"] = *v.id;
   put_body(j, v.body, v.triggers);
   // Only actions are stream rows, so only they can be replays.
   if (std::holds_alternative<Action>(v.body)) j["replayed"] = v.replayed;
@@ -206,8 +252,9 @@ void to_json(json &j, const Event &v) {
 
 // The output form of the server (coherence_event, rebase answers) or of to_json.
 void from_json(const json &j, Event &v) {
-  only_keys(j, {"seq_no", "timestamp", "source", "action", "effect", "triggers", "replayed"}, "an event");
+  only_keys(j, {"seq_no", "id", "timestamp", "source", "action", "effect", "triggers", "replayed"}, "an event");
   v.seq_no = seq_no_of(j, "seq_no", "an event");
+  v.id = id_of(j, "an event");
   v.timestamp = internal::parse_timestamp(string_of(member(j, "timestamp", "an event"), "a timestamp"));
   v.source = string_of(member(j, "source", "an event"), "an event's source");
   v.body = body_of(j);
@@ -220,11 +267,21 @@ void from_json(const json &j, Event &v) {
   }
 }
 
-// {"result": "ok", "events": [...]}.
-void to_json(json &j, const Ok &v) { j = json{{"result", "ok"}, {"events", v.events}}; }
+// {"result": "ok", "events": [...]}, plus "duplicate": true for a retry.
+void to_json(json &j, const Ok &v) {
+  j = json{{"result", "ok"}, {"events", v.events}};
+  if (v.duplicate) j["duplicate"] = true;
+}
 
-// The events of an "ok" answer.
-void from_json(const json &j, Ok &v) { v.events = events_of(j); }
+// The events of an "ok" answer, and whether they were stored before.
+void from_json(const json &j, Ok &v) {
+  v.events = events_of(j);
+  v.duplicate = false;
+  if (const auto it = j.find("duplicate"); it != j.end()) {
+    if (!it->is_boolean()) bad("a rebase answer's duplicate must be true or false");
+    v.duplicate = it->get<bool>();
+  }
+}
 
 // {"result": "conflict", "events", "conflict": {"ours", "theirs"}}.
 void to_json(json &j, const Conflict &v) {

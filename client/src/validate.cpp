@@ -40,6 +40,7 @@ void check_patch(const Patch &patch, const std::string &field) {
 
 // One event of the history, at index `at`.
 void check_event(const NewEvent &event, const std::string &at) {
+  if (event.id) require_text(*event.id, at + ".id");
   require_text(event.source, at + ".source");
   if (const auto *action = std::get_if<Action>(&event.body)) {
     require_text(action->reason, at + ".action.reason");

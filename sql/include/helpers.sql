@@ -25,3 +25,20 @@ CREATE FUNCTION pg_temp.eff(kind text, id text) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT jsonb_build_object('source', 'test',
 		'effect', jsonb_build_object('reason', 'expired', 'trigger', jsonb_build_array(kind, id)))
 $$;
+
+-- Reports the SQLSTATE and message of a failing rebase, or its result.
+CREATE FUNCTION pg_temp.try(base bigint, history jsonb, resolved bigint[] DEFAULT '{}',
+                            dry boolean DEFAULT false) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN coherence_rebase(base, history, resolved, dry)->>'result';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
+-- A valid event whose member at path is replaced by value (or removed, NULL).
+CREATE FUNCTION pg_temp.bad(path text[], value jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_array(CASE WHEN value IS NULL THEN e #- path
+	                              ELSE jsonb_set(e, path, value) END)
+	FROM (SELECT '{"source": "s", "triggers": [["key", "1"]],
+	               "action": {"reason": "r", "actor": ["user", "u"], "aggregate": ["book", "b"],
+	                          "patch": {"assoc": {"k": 1}}}}'::jsonb AS e) x
+$$;

@@ -1,8 +1,12 @@
-// The examples built the way a user builds them, with the installed library
-// through pkg-config, and run on a fresh database: the walkthrough prints the
-// contract's walkthrough, the read-models tutorial its read models.
+// The examples built the way a user builds them, through pkg-config, against
+// this build installed into a temporary prefix, and run on a fresh database:
+// the walkthrough prints the contract's walkthrough, the read-models tutorial
+// its read models. And the header's [[nodiscard]] makes an ignored append
+// answer a compile error.
 #include "process.hpp"
 #include "support.hpp"
+
+#include <fstream>
 
 namespace coherence::test {
 namespace {
@@ -59,31 +63,91 @@ constexpr const char *expected_read_models_output = R"(1. Tables: catalogue and 
 7. Projector stopped at checkpoint #7; the last event is #7
 )";
 
-// Compiles examples/<name>.cpp with warnings as errors against the installed
-// library and runs it on a fresh database; the binary is removed after.
-Outcome build_and_run(const std::string &name) {
-  const std::string binary = ::testing::TempDir() + "coherence_" + name + "_" + std::to_string(::getpid());
-  const Outcome build = run_program(
-      {"/bin/sh", "-c",
-       "g++ -std=c++17 -Wall -Wextra -Werror \"$0\" $(pkg-config --cflags --libs coherence-client) -o \"$1\"",
-       std::string(COHERENCE_EXAMPLES_DIR) + "/" + name + ".cpp", binary});
-  if (build.exit_code != 0) return build;
-  TestDatabase db;
-  const Outcome run = run_program({binary, db.conninfo()});
-  std::remove(binary.c_str());
-  return run;
-}
+// This build, installed into a temporary prefix (once per test process,
+// removed at exit), as `make install` would install it; pkg-config's
+// --define-prefix makes the .pc file point into that prefix, so nothing
+// from another installation is used.
+class Installed : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    prefix_ = ::testing::TempDir() + "coherence_prefix_" + std::to_string(::getpid());
+    const Outcome install =
+        run_program({"/bin/sh", "-c", "cmake --install \"$0\" --prefix \"$1\"", COHERENCE_BUILD_DIR, prefix_});
+    ASSERT_EQ(install.exit_code, 0) << install.err;
+  }
+  static void TearDownTestSuite() { run_program({"/bin/rm", "-rf", prefix_}); }
 
-TEST(ExampleTest, WalkthroughBuiltWithPkgConfigPrintsTheContractsAnswers) {
+  // Compiles `source` with warnings as errors through the prefix's
+  // pkg-config file into `binary`.
+  static Outcome build(const std::string &source, const std::string &binary) {
+    return run_program({"/bin/sh", "-c",
+                        "PKG_CONFIG_PATH=\"$2/lib/pkgconfig\" && export PKG_CONFIG_PATH && "
+                        "g++ -std=c++17 -Wall -Wextra -Werror \"$0\" $(pkg-config --define-prefix --cflags --libs coherence-client) "
+                        "-o \"$1\"",
+                        source, binary, prefix_});
+  }
+
+  // Compiles `source` without linking, warnings as errors.
+  static Outcome syntax_check(const std::string &source) {
+    return run_program({"/bin/sh", "-c",
+                        "PKG_CONFIG_PATH=\"$1/lib/pkgconfig\" && export PKG_CONFIG_PATH && "
+                        "g++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only \"$0\" "
+                        "$(pkg-config --define-prefix --cflags coherence-client)",
+                        source, prefix_});
+  }
+
+  // Compiles examples/<name>.cpp and runs it on a fresh database; the
+  // binary is removed after.
+  static Outcome build_and_run(const std::string &name) {
+    const std::string binary = ::testing::TempDir() + "coherence_" + name + "_" + std::to_string(::getpid());
+    const Outcome built = build(std::string(COHERENCE_EXAMPLES_DIR) + "/" + name + ".cpp", binary);
+    if (built.exit_code != 0) return built;
+    TestDatabase db;
+    const Outcome run = run_program(
+        {"/bin/sh", "-c", "LD_LIBRARY_PATH=\"$2/lib\" exec \"$0\" \"$1\"", binary, db.conninfo(), prefix_});
+    std::remove(binary.c_str());
+    return run;
+  }
+
+  static std::string prefix_;
+};
+std::string Installed::prefix_;
+
+using ExampleTest = Installed;
+
+TEST_F(ExampleTest, WalkthroughBuiltWithPkgConfigPrintsTheContractsAnswers) {
   const Outcome run = build_and_run("walkthrough");
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, expected_output);
 }
 
-TEST(ExampleTest, ReadModelsBuiltWithPkgConfigDropsTheExpiredCardNumber) {
+TEST_F(ExampleTest, ReadModelsBuiltWithPkgConfigDropsTheExpiredCardNumber) {
   const Outcome run = build_and_run("read_models");
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, expected_read_models_output);
+}
+
+// Defect: rebase and execute lacked [[nodiscard]], so a Conflict was easy to
+// drop on the floor. Ignoring either answer must now fail to compile.
+TEST_F(ExampleTest, IgnoringAnAppendAnswerIsACompileError) {
+  const std::string source = ::testing::TempDir() + "coherence_nodiscard_" + std::to_string(::getpid()) + ".cpp";
+  for (const char *ignored : {"store.rebase(1, {});", "coherence::rebase(tx, 1, {});",
+                              "coherence::execute(conn, {\"k\", \"1\"}, operate);"}) {
+    std::ofstream(source) << "#include <coherence/coherence.hpp>\n"
+                             "void f(pqxx::connection &conn, pqxx::work &tx, const coherence::Operate &operate) {\n"
+                             "  coherence::Store store{conn};\n  (void)tx; (void)operate;\n  "
+                          << ignored << "\n}\n";
+    const Outcome built = syntax_check(source);
+    EXPECT_NE(built.exit_code, 0) << ignored;
+    EXPECT_NE(built.err.find("nodiscard"), std::string::npos) << ignored << "\n" << built.err;
+  }
+  // The same lines with the answer used compile.
+  std::ofstream(source) << "#include <coherence/coherence.hpp>\n"
+                           "int f(pqxx::connection &conn) {\n  coherence::Store store{conn};\n"
+                           "  return static_cast<int>(store.rebase(1, {}).index());\n}\n";
+  const Outcome used = syntax_check(source);
+  EXPECT_EQ(used.exit_code, 0) << used.err;
+  std::remove(source.c_str());
 }
 
 }  // namespace

@@ -1,13 +1,15 @@
 // The test read model: plain SQL through the projector's transaction.
 #include "model.hpp"
 
+#include "pqxx_compat.hpp"
+
 namespace coherence::test {
 
 // A separate connection: the table is created before any projector runs.
 void create_model(const std::string &conninfo, const std::string &table) {
   pqxx::connection conn{conninfo};
   pqxx::work tx{conn};
-  tx.exec0("CREATE TABLE " + table +
+  compat::exec(tx, "CREATE TABLE " + table +
            " (kind text, id text, applied int NOT NULL, state jsonb NOT NULL, PRIMARY KEY (kind, id))");
   tx.commit();
 }
@@ -21,7 +23,7 @@ Projector::Handler model_handler(const std::string &table) {
     const Action &action = std::get<Action>(event.body);
     nlohmann::json assoc = nlohmann::json::object();
     for (const auto &[path, value] : action.patch.assoc) assoc[path.at(0)] = value;
-    tx.exec_params0(upsert, action.aggregate.kind, action.aggregate.id, assoc.dump());
+    compat::exec(tx, upsert, action.aggregate.kind, action.aggregate.id, assoc.dump());
   };
 }
 
@@ -29,7 +31,7 @@ Projector::Handler model_handler(const std::string &table) {
 Projector::Reset model_reset(const std::string &table) {
   const std::string remove = "DELETE FROM " + table + " WHERE kind = $1 AND id = $2";
   return [remove](pqxx::transaction_base &tx, const Identity &aggregate) {
-    tx.exec_params0(remove, aggregate.kind, aggregate.id);
+    compat::exec(tx, remove, aggregate.kind, aggregate.id);
   };
 }
 

@@ -9,7 +9,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <chrono>
+
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,21 +86,32 @@ Background::Background(const std::vector<std::string> &argv) : err_path_(temp_pa
   pid_ = spawn(argv, actions);
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
-  out_ = ::fdopen(fds[0], "r");
+  out_ = fds[0];
 }
 
 // Kills a child the test did not stop (after a failed assertion).
 Background::~Background() {
   if (pid_ > 0) stop(SIGKILL);
-  std::fclose(out_);
+  ::close(out_);
   ::unlink(err_path_.c_str());
 }
 
-// Blocks on the pipe: the child flushes each line.
+// Reads the pipe byte by byte (unbuffered, so poll() sees what is left):
+// the child flushes each line.
 std::string Background::read_line() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   std::string line;
-  for (int c; (c = std::fgetc(out_)) != EOF && c != '\n';) line += static_cast<char>(c);
-  return line;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd fd{out_, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&fd, 1, static_cast<int>(left.count())) <= 0) {
+      ADD_FAILURE() << "no line from the child within 30 s; so far: \"" << line << "\"";
+      return "";
+    }
+    char c;
+    if (::read(out_, &c, 1) != 1 || c == '\n') return line;
+    line += c;
+  }
 }
 
 // Signals and reaps the child.

@@ -27,7 +27,8 @@ class Background {
   Background(const Background &) = delete;
   Background &operator=(const Background &) = delete;
 
-  // The next line of stdout without its newline; blocks until it comes.
+  // The next line of stdout without its newline; "" (and a test failure)
+  // when none comes within 30 s.
   std::string read_line();
   // Sends `signal` and returns the exit code.
   int stop(int signal);
@@ -36,7 +37,7 @@ class Background {
 
  private:
   pid_t pid_ = -1;
-  std::FILE *out_ = nullptr;
+  int out_ = -1;
   std::string err_path_;
 };
 

@@ -18,12 +18,12 @@ long peak_rss_bytes() {
 
 TEST_F(StoreTest, StreamsAMillionEventsInFlatMemory) {
   // Written by the server itself from generate_series, so the client never
-  // holds the events; batches keep each history small for the server too.
+  // holds the events; histories of 10,000 events, the server's limit.
   sql("SELECT count(coherence_rebase(1, (SELECT jsonb_agg(jsonb_build_object("
       "'source', 'bulk', 'action', jsonb_build_object('reason', 'load', 'actor', '[\"user\", \"loader\"]'::jsonb, "
       "'aggregate', jsonb_build_array('item', i::text), 'patch', jsonb_build_object('assoc', jsonb_build_object("
-      "'n', i, 'padding', repeat('x', 100)))))) FROM generate_series(b * 250000 + 1, (b + 1) * 250000) i))) "
-      "FROM generate_series(0, " + std::to_string(rows / 250000 - 1) + ") b");
+      "'n', i, 'padding', repeat('x', 100)))))) FROM generate_series(b * 10000 + 1, (b + 1) * 10000) i))) "
+      "FROM generate_series(0, " + std::to_string(rows / 10000 - 1) + ") b");
   ASSERT_EQ(store.seq_no(), rows);
 
   const long before = peak_rss_bytes();

@@ -1,7 +1,10 @@
 // Test databases and helpers shared by the client tests.
 #include "support.hpp"
 
+#include "pqxx_compat.hpp"
+
 #include <atomic>
+#include <cstdlib>
 
 #include <unistd.h>
 
@@ -23,7 +26,7 @@ namespace {
 void admin(const std::string &statement) {
   pqxx::connection conn{""};
   pqxx::nontransaction tx{conn};
-  tx.exec0(statement);
+  compat::exec(tx, statement);
 }
 
 }  // namespace
@@ -36,7 +39,7 @@ TestDatabase::TestDatabase(bool with_extension) {
   if (with_extension) {
     pqxx::connection conn{conninfo()};
     pqxx::nontransaction tx{conn};
-    tx.exec0("CREATE EXTENSION coherence");
+    compat::exec(tx, "CREATE EXTENSION coherence");
   }
 }
 
@@ -74,6 +77,17 @@ NewEvent action(const std::string &actor, const Identity &aggregate, const std::
 // An effect from the "test" source.
 NewEvent effect(const Identity &trigger, const std::string &reason) {
   return NewEvent{"test", Effect{reason, trigger}};
+}
+
+// The standby serves the primary's databases once it has replayed their
+// creation; it is reached on the same socket directory.
+std::string standby_conninfo(const std::string &dbname) {
+  const char *port = std::getenv("COHERENCE_STANDBY_PORT");
+  if (!port || !*port) {
+    ADD_FAILURE() << "COHERENCE_STANDBY_PORT is not set: run under scripts/with-server.sh --standby";
+    throw std::runtime_error("no standby");
+  }
+  return "port=" + std::string(port) + " dbname=" + dbname;
 }
 
 // Just the seq_nos, in order.

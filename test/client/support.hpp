@@ -64,12 +64,28 @@ NewEvent effect(const Identity &trigger, const std::string &reason = "key-expire
 // The seq_nos of events, for compact comparisons.
 std::vector<std::int64_t> seq_nos(const std::vector<Event> &events);
 
-// Blocks until pred() holds. Tests never assert on time: a condition that
-// never comes true is a hang that CTest's timeout reports.
+// Waits until pred() holds; false (and the test fails) after `timeout`, so
+// a condition that never comes true shows in seconds, not as CTest's
+// timeout. The timeout is generous: it catches hangs, it does not measure.
 template <typename Pred>
-void wait_until(Pred pred) {
-  while (!pred()) std::this_thread::sleep_for(std::chrono::milliseconds{2});
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds{30}) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "condition still false after " << timeout.count() << " ms";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  }
+  return true;
 }
+
+// An append that must be accepted.
+#define EXPECT_OK(call) EXPECT_TRUE(std::holds_alternative<::coherence::Ok>(call)) << #call
+
+// The port of the hot standby scripts/with-server.sh --standby started, or
+// a failure: standby tests never skip.
+std::string standby_conninfo(const std::string &dbname);
 
 // run() of a Subscription or Projector on a thread for the scope; stops and
 // joins at the end.

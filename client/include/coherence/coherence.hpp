@@ -8,7 +8,8 @@
 //   3. JSON conversions (nlohmann::json) in the extension's JSON form;
 //   4. Store: append (rebase), stream, seq_no and event on a connection you own;
 //      the same four operations inside a transaction you manage;
-//   5. Subscription: catch up from a position, then follow new events live;
+//   5. Subscription: catch up from a position, then follow new events live,
+//      from a primary or a hot standby;
 //
 // and <coherence/read_model.hpp>, included at the end of this header:
 //
@@ -20,10 +21,17 @@
 // patch, duplicate triggers, ...) throws std::invalid_argument and sends
 // nothing. Errors from the server are the libpqxx exceptions they are:
 // pqxx::sql_error and its subclasses carry the SQLSTATE (sqlstate()), a lost
-// connection is pqxx::broken_connection. A conflict or an invalid base is an
-// ordinary answer of rebase, never an exception.
+// connection is pqxx::broken_connection (pqxx::in_doubt_error when it broke
+// during a COMMIT). A database without the extension throws NotInstalled. A
+// conflict or an invalid base is an ordinary answer of rebase, never an
+// exception.
 //
-// Link with `pkg-config --cflags --libs coherence-client`.
+// Threads. A Store, like the pqxx::connection under it, is used by one thread
+// at a time; give each thread its own connection. Subscription::stop() and
+// Projector::stop() are the only calls meant for another thread.
+//
+// Build with CMake (find_package(coherence-client CONFIG REQUIRED), target
+// coherence::client) or `pkg-config --cflags --libs coherence-client`.
 #pragma once
 
 #include <atomic>
@@ -40,20 +48,21 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 namespace coherence {
-
-namespace internal {
-class Follower;  // the reconnecting follow loop behind Subscription and Projector
-}  // namespace internal
 
 // ---------------------------------------------------------------------------
 // 1. The data
 // ---------------------------------------------------------------------------
 
-// Timestamps are stored by the server with microsecond precision; finer
-// digits of a time_point are truncated when sending.
-using Timestamp = std::chrono::system_clock::time_point;
+// Microseconds, as PostgreSQL stores them: the type spans about ±292,000
+// years, PostgreSQL 4714 BC to 294276 AD; every stored timestamp up to
+// 294247 AD is read exactly, anything beyond is refused, never wrapped.
+// Sending one needs a four-digit year (0001 to 9999, UTC), as the server's
+// ISO 8601 input does; others throw std::invalid_argument. Convert a
+// system_clock::now() with std::chrono::floor<std::chrono::microseconds>.
+using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
 
 // An actor, aggregate or trigger: a [kind, id] pair of non-empty strings.
 struct Identity {
@@ -69,6 +78,11 @@ using Path = std::vector<std::string>;
 struct Patch {
   std::vector<std::pair<Path, nlohmann::json>> assoc;
   std::vector<Path> dissoc;
+
+  // Sets each top-level key of a JSON object: Patch::assoc_object(book)
+  // for any struct with nlohmann's to_json (adl_serializer). Throws
+  // std::invalid_argument when the value is not an object.
+  static Patch assoc_object(const nlohmann::json &object);
 };
 
 // An actor has a reason for applying a patch to an aggregate.
@@ -87,23 +101,35 @@ struct Effect {
 
 // An event to append. Actions may be linked to distinct triggers; effects
 // may not. Without a timestamp the server uses its transaction time.
+//
+// `id`, a UUID unique across the log, makes an append idempotent: when every
+// event of a history has an id and the same history is sent again (say after
+// the connection broke during COMMIT, so you cannot know whether it was
+// stored), the server answers Ok with duplicate = true and the events stored
+// the first time, and writes nothing. new_event_id() makes one. execute()
+// does all of this for you.
 struct NewEvent {
   std::string source;
   std::variant<Action, Effect> body;
   std::vector<Identity> triggers = {};
   std::optional<Timestamp> timestamp = {};
+  std::optional<std::string> id = {};
 };
+
+// A fresh random (version 4) UUID, lowercase with hyphens, from libuuid.
+std::string new_event_id();
 
 // A stored event. `replayed` is true only for stream rows that are earlier
 // actions replayed because an effect in the streamed window affected their
-// aggregate.
+// aggregate. `id` is the UUID it was appended with, if any (lowercase).
 struct Event {
-  std::int64_t seq_no;
-  Timestamp timestamp;
+  std::int64_t seq_no = 0;
+  Timestamp timestamp = {};
   std::string source;
   std::variant<Action, Effect> body;
   std::vector<Identity> triggers;
   bool replayed = false;
+  std::optional<std::string> id = {};
 };
 
 // ---------------------------------------------------------------------------
@@ -111,9 +137,11 @@ struct Event {
 // ---------------------------------------------------------------------------
 
 // The whole history was accepted (or, when dry, would be): the events with
-// their sequence numbers.
+// their sequence numbers. `duplicate`: every event had an id and the history
+// was already stored, at these seq_nos; nothing was written this time.
 struct Ok {
   std::vector<Event> events;
+  bool duplicate = false;
 };
 
 // An action of the history (`ours`) conflicts with a stored event the caller
@@ -127,7 +155,7 @@ struct Conflict {
 // The base was beyond the end of the store; `next_seq_no` is the seq_no the
 // next event would get. Nothing was written.
 struct InvalidSeqNo {
-  std::int64_t next_seq_no;
+  std::int64_t next_seq_no = 0;
 };
 
 using RebaseResult = std::variant<Ok, Conflict, InvalidSeqNo>;
@@ -142,23 +170,39 @@ bool operator==(const Event &a, const Event &b);
 bool operator==(const Ok &a, const Ok &b);
 bool operator==(const Conflict &a, const Conflict &b);
 bool operator==(const InvalidSeqNo &a, const InvalidSeqNo &b);
+bool operator!=(const Identity &a, const Identity &b);
+bool operator!=(const Patch &a, const Patch &b);
+bool operator!=(const Action &a, const Action &b);
+bool operator!=(const Effect &a, const Effect &b);
+bool operator!=(const NewEvent &a, const NewEvent &b);
+bool operator!=(const Event &a, const Event &b);
+bool operator!=(const Ok &a, const Ok &b);
+bool operator!=(const Conflict &a, const Conflict &b);
+bool operator!=(const InvalidSeqNo &a, const InvalidSeqNo &b);
 
 // ---------------------------------------------------------------------------
 // 3. JSON, in the extension's form
 // ---------------------------------------------------------------------------
 //
-// Identity: ["kind", "id"] (a JSON number id is read as its text).
+// Identity: ["kind", "id"]. A JSON number id is read as the integer text the
+//   server stores (1, 1.0 and 1e0 are "1"); a fraction, or a number beyond
+//   2^53 (which nlohmann::json may already have rounded), is refused.
 // Patch: {"assoc": [[["a","b"], value], ...], "dissoc": [["c"], ...]}; reads
 //   also the object form {"assoc": {"key": value}} and plain-string paths.
-// NewEvent: {"timestamp"?, "source", "action"|"effect", "triggers"?}.
-// Event: {"seq_no", "timestamp", "source", "action"|"effect",
+// NewEvent: {"id"?, "timestamp"?, "source", "action"|"effect", "triggers"?}.
+// Event: {"seq_no", "id"?, "timestamp", "source", "action"|"effect",
 //   "triggers" and "replayed" (actions only)}.
-// Timestamps are written as "2026-11-22T10:00:00.123456Z" and read in any
-// ISO 8601 form with a UTC offset ("...+05:30", "...Z").
+// Timestamps are written as "2026-11-22T10:00:00.123456Z" and read in the
+// ISO 8601 forms the server prints, with a UTC offset ("...+05:30", "...Z",
+// "12000-01-01T00:00:00+00:00", "... BC"); a day that does not exist
+// (2026-02-30) is refused.
 // RebaseResult: {"result": "ok"|"conflict"|"invalid-seq-no", ...} as the
 //   server answers.
 //
-// Reading JSON of the wrong shape throws std::invalid_argument.
+// Reading JSON of the wrong shape throws std::invalid_argument. These
+// conversions are for your program's own use: the server's JSON is the
+// authority (the CLI prints it unchanged), and a patch value read through
+// nlohmann::json holds integers beyond 64 bits only approximately.
 
 void to_json(nlohmann::json &j, const Identity &v);
 void from_json(const nlohmann::json &j, Identity &v);
@@ -185,9 +229,17 @@ void from_json(const nlohmann::json &j, RebaseResult &v);
 // 4. Store
 // ---------------------------------------------------------------------------
 
+// Thrown when the database has no coherence extension.
+class NotInstalled : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // The event store behind a connection you own (the connection must outlive
-// the Store, and the extension must be on its search_path). Each call runs
-// in its own transaction, so the connection must not have one open.
+// the Store). Each call runs in its own transaction, so the connection must
+// not have one open. Calls are schema-qualified: the extension's schema is
+// looked up once per connection (server session), so search_path does not
+// matter. Not thread-safe (see the top of this header).
 class Store {
  public:
   explicit Store(pqxx::connection &conn);
@@ -196,8 +248,15 @@ class Store {
   // seq_no you had not seen when you read the state you acted on. `resolved`
   // lists stored events you have taken into account, so they no longer
   // conflict. With `dry`, checks and answers without writing.
-  RebaseResult rebase(std::int64_t base, const std::vector<NewEvent> &history,
-                      const std::vector<std::int64_t> &resolved = {}, bool dry = false);
+  //
+  // Retrying safely: if the connection breaks while the append commits
+  // (pqxx::in_doubt_error or pqxx::broken_connection), give every event an
+  // id before the first attempt, reconnect, and call rebase again with the
+  // same history, base and resolved: Ok with duplicate = true means the
+  // first attempt was stored; otherwise this call stored it (or answers a
+  // conflict, as any append could). execute() works this way.
+  [[nodiscard]] RebaseResult rebase(std::int64_t base, const std::vector<NewEvent> &history,
+                                    const std::vector<std::int64_t> &resolved = {}, bool dry = false);
 
   // Calls on_event for each row of coherence_stream(from, to, kinds), in
   // seq_no order, without holding the whole result in memory (rows come in
@@ -220,7 +279,7 @@ class Store {
 // The same operations inside a transaction you manage, for example to append
 // events atomically with writes to your own tables. They commit or roll back
 // with `tx`.
-RebaseResult rebase(pqxx::transaction_base &tx, std::int64_t base, const std::vector<NewEvent> &history,
+[[nodiscard]] RebaseResult rebase(pqxx::transaction_base &tx, std::int64_t base, const std::vector<NewEvent> &history,
                     const std::vector<std::int64_t> &resolved = {}, bool dry = false);
 std::size_t stream(pqxx::transaction_base &tx, std::int64_t from,
                    const std::function<void(const Event &)> &on_event,
@@ -238,39 +297,65 @@ struct SubscriptionOptions {
   // How long to wait for a notification before looking anyway; covers
   // notifications lost while disconnected.
   std::chrono::milliseconds poll_interval = std::chrono::seconds{5};
-  // Pause between reconnection attempts.
+  // On a hot standby, where LISTEN is not allowed (pg_is_in_recovery()), it
+  // looks this often instead.
+  std::chrono::milliseconds standby_poll_interval = std::chrono::milliseconds{200};
+  // Reconnection: the first attempt after reconnect_delay, then a capped
+  // exponential backoff with jitter: a random time between half and all of
+  // min(max_reconnect_delay, reconnect_delay * 2^(n-1)) before attempt n.
   std::chrono::milliseconds reconnect_delay = std::chrono::milliseconds{200};
-  // Called (on the run() thread) with the error each time the connection is
-  // lost, before reconnecting; for logging.
+  std::chrono::milliseconds max_reconnect_delay = std::chrono::seconds{10};
+  // Called (on the run() thread) once when the connection is lost, with the
+  // error, and once when it is back: a state change each, for logging.
   std::function<void(const std::exception &)> on_reconnect = {};
+  std::function<void()> on_reconnected = {};
 };
 
 // Delivers every event from a position on, exactly once and in order, then
 // keeps following new events until stopped. It owns its connection, opened
-// from `conninfo` (libpq syntax; "" uses the PG* environment variables).
+// from `conninfo` (libpq syntax; "" uses the PG* environment variables),
+// which may be a primary or a hot standby.
 //
-// How: it LISTENs on the `coherence` channel, then reads in windows. Each
-// window is one REPEATABLE READ transaction that reads the upper bound
-// coherence_seq_no() and the stream rows up to it from the same snapshot, so
-// no row can be missed or seen twice; the next window starts after that
-// bound (trailing effects advance the position too). Between windows it
-// waits for a notification, the poll interval, or stop(). A lost connection
-// is reopened and the interrupted window resumed after the last delivered
-// row. Rows the stream replays because of an effect are delivered with
-// replayed = true.
+// How: it LISTENs on the `coherence` channel (on a standby, where LISTEN is
+// refused, it polls every standby_poll_interval instead), then reads in
+// windows. Each window is one REPEATABLE READ transaction that reads the
+// upper bound coherence_seq_no() and the stream rows up to it from the same
+// snapshot, so no row can be missed or seen twice; the next window starts
+// after that bound (trailing effects advance the position too). Between
+// windows it waits for a notification, the poll interval, or stop(). A lost
+// connection is reopened and the interrupted window resumed after the last
+// delivered row. Rows the stream replays because of an effect are delivered
+// with replayed = true.
+//
+// Across restarts. The position lives in this object only: a restarted
+// program passes the position it saved as `from`. To save it exactly with
+// what your on_event wrote, use on_window_end (below) and commit both in one
+// transaction of yours; otherwise a crash between your write and saving the
+// position replays or skips events. Projector does all of this in the
+// database and is exactly-once across restarts.
 class Subscription {
  public:
+  using Handler = std::function<void(const Event &)>;
+  // Called after the last event of each window with the position after it
+  // (the `from` to restart with), before the next window; what it throws
+  // ends run() and the position stays where it was.
+  using WindowEnd = std::function<void(std::int64_t position)>;
+
   // Starts at seq_no `from` (0 or 1 for everything); nothing happens until
   // run().
-  Subscription(std::string conninfo, std::int64_t from, std::function<void(const Event &)> on_event,
-               SubscriptionOptions options = {});
+  Subscription(std::string conninfo, std::int64_t from, Handler on_event, SubscriptionOptions options = {},
+               WindowEnd on_window_end = {});
   ~Subscription();
   Subscription(const Subscription &) = delete;
   Subscription &operator=(const Subscription &) = delete;
+  // Movable while run() is not running.
+  Subscription(Subscription &&) noexcept;
+  Subscription &operator=(Subscription &&) noexcept;
 
   // Delivers events on the calling thread until stop(). Throws if the first
-  // connection fails, or what on_event throws; later connection losses are
-  // retried.
+  // connection fails, or what on_event or on_window_end throw (also a
+  // pqxx::broken_connection of a connection of theirs); losses of its own
+  // connection later are retried.
   void run();
 
   // Makes run() return soon, even from inside a wait; final. Safe to call
@@ -282,15 +367,8 @@ class Subscription {
   std::int64_t position() const noexcept;
 
  private:
-  void read_window(pqxx::connection &conn);
-
-  std::string conninfo_;
-  std::function<void(const Event &)> on_event_;
-  SubscriptionOptions options_;
-  std::unique_ptr<internal::Follower> follower_;
-  std::atomic<std::int64_t> position_;
-  std::optional<std::int64_t> window_to_;  // upper bound of an unfinished window
-  std::int64_t window_delivered_ = 0;      // last seq_no delivered in it
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace coherence

@@ -21,17 +21,26 @@ namespace coherence {
 // patches fold into (coherence_aggregate), none when it has no actions, and
 // the first seq_no not reflected in it. Both come from one statement, so an
 // append with this base conflicts exactly when the state has gone stale.
+//
+// The state is JSON; read it into a type of yours with nlohmann's
+// adl_serializer (to_json/from_json for your struct): state->get<Book>().
+// Patch::assoc_object(book) turns such a struct back into a patch.
 struct AggregateState {
-  std::optional<nlohmann::json> state;
-  std::int64_t base;
+  std::optional<nlohmann::json> state = {};
+  std::int64_t base = 1;
 };
 
-// Reads `aggregate` in tx's snapshot.
-AggregateState aggregate(pqxx::transaction_base &tx, const Identity &aggregate);
+// Reads `aggregate` in tx's snapshot. With `at_seq_no`, its state as of that
+// event (coherence_aggregate(kind, id, at_seq_no)), and the base after it
+// (at most the head + 1): an append on that base conflicts with anything
+// that changed the aggregate after at_seq_no.
+AggregateState aggregate(pqxx::transaction_base &tx, const Identity &aggregate,
+                         std::optional<std::int64_t> at_seq_no = {});
 
 // The same in a read-only transaction of its own on `conn`, which must not
 // have one open.
-AggregateState aggregate(pqxx::connection &conn, const Identity &aggregate);
+AggregateState aggregate(pqxx::connection &conn, const Identity &aggregate,
+                         std::optional<std::int64_t> at_seq_no = {});
 
 // ---------------------------------------------------------------------------
 // 7. execute: lookup -> operate -> write
@@ -45,7 +54,10 @@ AggregateState aggregate(pqxx::connection &conn, const Identity &aggregate);
 using Operate = std::function<std::vector<NewEvent>(const std::optional<nlohmann::json> &state)>;
 
 struct ExecuteOptions {
-  // Attempts in all, the first included; at least 1.
+  // Attempts in all, the first included; at least 1. A conflict, a
+  // serialization failure (SQLSTATE 40001, e.g. under
+  // default_transaction_isolation = serializable) or a deadlock (40P01) each
+  // use one attempt, and so does a lost connection while appending.
   int max_attempts = 10;
   // Before attempt n+1 it sleeps a random time between 0 and
   // min(max_backoff, initial_backoff * 2^(n-1)) ("full jitter"), so writers
@@ -64,7 +76,16 @@ struct ExecuteOptions {
 //   2. operate: call operate(state);
 //   3. write: rebase(base, events). A Conflict means someone changed an
 //      aggregate since the lookup; after a jittered backoff, go to 1 with
-//      the fresh state.
+//      the fresh state. A serialization failure (40001) or a deadlock
+//      (40P01) goes to 1 the same way.
+//
+// Exactly once. Before the first write every event without an id gets a
+// fresh random UUID (new_event_id()). When the connection breaks during the
+// write (its COMMIT included, when the client cannot know whether it was
+// stored), execute reconnects `conn` and sends the *same* history with the
+// same ids and base: the server's duplicate answer (Ok, duplicate = true)
+// means the first attempt was stored. So a history is stored at most once
+// however often the connection breaks.
 //
 // Returns the final answer: Ok with the stored events, or the last Conflict
 // once max_attempts are used up (no exception for conflicts: it is a normal
@@ -72,9 +93,11 @@ struct ExecuteOptions {
 // nothing to write: the answer is an Ok with no events and nothing is sent.
 // Each step runs in its own short transaction on `conn` (none is open while
 // operate runs), so `conn` must not have one open. What operate throws, and
-// server errors, propagate; nothing is written then.
-RebaseResult execute(pqxx::connection &conn, const Identity &aggregate, const Operate &operate,
-                     const ExecuteOptions &options = {});
+// other server errors, propagate; nothing is written then. The last lost
+// connection or serialization failure propagates once the attempts are used
+// up.
+[[nodiscard]] RebaseResult execute(pqxx::connection &conn, const Identity &aggregate, const Operate &operate,
+                                   const ExecuteOptions &options = {});
 
 // ---------------------------------------------------------------------------
 // 8. Projector: a read model with an atomic checkpoint
@@ -86,9 +109,16 @@ enum class WhenLocked {
   wait,  // wait until the other one stops (or its connection dies)
 };
 
-// A Projector follows like a Subscription (kinds, poll_interval,
-// reconnect_delay, on_reconnect are the same), plus:
+// A Projector follows like a Subscription (kinds, poll intervals,
+// reconnection and its callbacks are the same), plus:
 struct ProjectorOptions : SubscriptionOptions {
+  // Read the events from this connection (libpq syntax), typically a hot
+  // standby, instead of from the projector's own connection, which keeps
+  // the read model, the checkpoint and the lock (so it must be a primary).
+  // Events are immutable, so rows read on the standby are the rows of the
+  // primary; a window waits until the standby has replayed them. Both
+  // connections are reopened when either breaks.
+  std::optional<std::string> stream_conninfo = {};
   WhenLocked when_locked = WhenLocked::fail;
   // While waiting, how often to try the lock again.
   std::chrono::milliseconds lock_retry_interval = std::chrono::milliseconds{500};
@@ -123,6 +153,11 @@ class ProjectorLocked : public std::runtime_error {
 //      on_reset(tx, aggregate) once, so you delete what you projected of it
 //      and let the replayed rows rebuild it;
 //   4. calls coherence_advance(name, to) and commits.
+// (With stream_conninfo, steps 1 and 4 run on the projector's connection and
+// the head and rows of steps 1 and 2 come from a REPEATABLE READ READ ONLY
+// snapshot on the stream connection.) A serialization failure (40001) or a
+// deadlock (40P01) rolls the window back and applies it again after a short
+// jittered backoff.
 // Read-model writes and the checkpoint commit together or not at all: a
 // crash, a lost connection, a stop() or an exception in the middle of a
 // window rolls the whole window back, and it is applied again from the
@@ -162,6 +197,9 @@ class Projector {
   ~Projector();
   Projector(const Projector &) = delete;
   Projector &operator=(const Projector &) = delete;
+  // Movable while run() is not running.
+  Projector(Projector &&) noexcept;
+  Projector &operator=(Projector &&) noexcept;
 
   // Applies windows on the calling thread until stop(). Throws
   // ProjectorLocked (fail mode), what on_event or on_reset throw (the window
@@ -177,20 +215,11 @@ class Projector {
   // the read model. 0 until run() has read it.
   std::int64_t checkpoint() const noexcept;
 
-  const std::string &name() const noexcept { return name_; }
+  const std::string &name() const noexcept;
 
  private:
-  void lock(pqxx::connection &conn);
-  bool apply_window(pqxx::connection &conn);
-
-  std::string name_;
-  std::string conninfo_;
-  Handler on_event_;
-  Reset on_reset_;
-  ProjectorOptions options_;
-  std::unique_ptr<internal::Follower> follower_;
-  std::atomic<std::int64_t> checkpoint_{0};
-  bool locked_before_ = false;  // a later lock() is a reconnection
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace coherence
