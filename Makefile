@@ -60,6 +60,7 @@ deb:
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 dist:
 	scripts/check-version.sh
+	@git diff --quiet HEAD || echo "dist: uncommitted changes are not in the tarball"
 	mkdir -p build/dist
 	git archive --format=tar.gz --prefix=$(EXTENSION)-$(EXTVERSION)/ -o build/dist/$(EXTENSION)-$(EXTVERSION).tar.gz HEAD
 	@echo build/dist/$(EXTENSION)-$(EXTVERSION).tar.gz

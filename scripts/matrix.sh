@@ -3,8 +3,9 @@
 #
 #   scripts/matrix.sh [row ...]      rows: trixie testing packages (default: all)
 #
-#   trixie    Debian 13, PostgreSQL 17, libpqxx 7: `make test` in a chroot
-#   testing   Debian testing, PostgreSQL 18, libpqxx 8: `make test` in a chroot
+#   trixie    Debian 13, PostgreSQL 17, libpqxx 7: `make test` and `make deb`
+#             in a chroot
+#   testing   Debian testing, PostgreSQL 18, libpqxx 8: the same
 #   packages  `make deb` here, then scripts/deb-test.sh in a clean Debian 12
 #             chroot: install, pg_createcluster, walkthrough, remove, nothing left
 #
@@ -102,8 +103,8 @@ run_in_cache() {
 # Services never start in it, PostgreSQL creates no default cluster, and apt
 # checks release dates as this machine's apt does (the archive this machine
 # reaches may serve a testing whose Valid-Until has passed). With --deps it
-# also gets what scripts/deps.sh installs; the clean Debian 12 of the package
-# test stays minbase. apt's output goes to $cache/<suite>.log.
+# also gets what scripts/deps.sh installs, packaging tools included; the
+# clean Debian 12 of the package test stays minbase. apt's output goes to $cache/<suite>.log.
 refresh_root() {
 	local suite=$1 deps=${2:-} root=$cache/$1 log=$cache/$1.log started=$SECONDS
 	if [ ! -d "$root" ]; then
@@ -126,7 +127,7 @@ refresh_root() {
 	local update='apt-get update -qq && apt-get upgrade -y -qq'
 	if [ "$deps" = --deps ]; then
 		cp "$top/scripts/deps.sh" "$root/tmp/deps.sh"
-		update+=' && /tmp/deps.sh && rm /tmp/deps.sh'
+		update+=' && /tmp/deps.sh && /tmp/deps.sh --deb && rm /tmp/deps.sh'
 	fi
 	run_in_cache "$suite" "$update && apt-get clean" >>"$log" 2>&1 ||
 		{ tail -20 "$log" >&2; echo "matrix: apt-get failed in $suite, see $log" >&2; return 1; }
@@ -149,7 +150,7 @@ row() {
 	if [ $rc -eq 0 ]; then
 		case $name in
 		packages) run_in_root "$suite" 'scripts/deb-test.sh /src/debs' || rc=$? ;;
-		*) run_in_root "$suite" 'echo "matrix: $(. /etc/os-release; echo "$PRETTY_NAME"), $(pg_config --version), libpqxx $(pkg-config --modversion libpqxx)"; make test' || rc=$? ;;
+		*) run_in_root "$suite" 'echo "matrix: $(. /etc/os-release; echo "$PRETTY_NAME"), $(pg_config --version), libpqxx $(pkg-config --modversion libpqxx)"; make test && make deb' || rc=$? ;;
 		esac
 	fi
 	exec {lock}>&-
