@@ -37,7 +37,7 @@ packages=(
 )
 case "${1:-}" in
 --bench) packages+=(gnuplot-nox) ;;
---deb) packages+=(dpkg-dev debhelper postgresql-server-dev-all) ;;
+--deb) packages+=(git build-essential dpkg-dev debhelper postgresql-server-dev-all) ;;
 --matrix) packages=(debootstrap util-linux git) ;;
 esac
 

@@ -26,8 +26,9 @@ self=$top/scripts/matrix.sh
 
 # Inside fresh namespaces (see run_in_root): mounts the overlay of the cached
 # root file system, the suite's cache of downloaded packages, /proc, /dev and
-# a private /dev/shm, copies the source tree in, and runs the command in the
-# chroot with a clean environment.
+# a private /dev/shm, copies the source tree in (as a one-commit git
+# repository, for make deb and make dist), and runs the command in the chroot
+# with a clean environment.
 if [ "${1:-}" = --inside ]; then
 	lower=$2 work=$3 archives=$4
 	shift 4
@@ -40,6 +41,9 @@ if [ "${1:-}" = --inside ]; then
 	mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
 	"$top/scripts/copy-tree.sh" "$root/src"
+	git -C "$root/src" init -q
+	git -C "$root/src" add -A
+	git -C "$root/src" -c user.name=matrix -c user.email=matrix@localhost commit -q -m "the tree under test"
 	[ ! -d "$top/build/deb" ] || cp -a "$top/build/deb" "$root/src/debs"
 	exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		LANG=C.UTF-8 TERM="${TERM:-dumb}" /bin/bash -c "cd /src && $*"
