@@ -108,7 +108,8 @@ run_in_cache() {
 # checks release dates as this machine's apt does (the archive this machine
 # reaches may serve a testing whose Valid-Until has passed). With --deps it
 # also gets what scripts/deps.sh installs, packaging tools included; the
-# clean Debian 12 of the package test stays minbase. apt's output goes to $cache/<suite>.log.
+# clean Debian 12 of the package test stays minbase. apt's output goes to
+# $cache/<suite>.log.
 refresh_root() {
 	local suite=$1 deps=${2:-} root=$cache/$1 log=$cache/$1.log started=$SECONDS
 	if [ ! -d "$root" ]; then
@@ -142,14 +143,15 @@ refresh_root() {
 # apt-get changes it, shared while the row reads it. Adds the row's verdict
 # and time to the results.
 row() {
-	local name=$1 suite=$2 started=$SECONDS rc=0 lock
+	local name=$1 suite=$2 started=$SECONDS rc=0 lock deps=--deps
+	if [ "$name" = packages ]; then
+		make -s -C "$top" deb || rc=$?
+		deps=
+	fi
 	mkdir -p "$cache"
 	exec {lock}>"$cache/$suite.lock"
 	flock "$lock"
-	case $name in
-	packages) make -s -C "$top" deb && refresh_root "$suite" || rc=$? ;;
-	*) refresh_root "$suite" --deps || rc=$? ;;
-	esac
+	[ $rc -ne 0 ] || refresh_root "$suite" $deps || rc=$?
 	flock -s "$lock"
 	if [ $rc -eq 0 ]; then
 		case $name in
