@@ -19,33 +19,36 @@ apt_get() {
 # the package lists once first when the machine has none yet.
 distribution_pg_major() {
 	local major
-	major=$(apt-cache depends postgresql 2>/dev/null | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+	major=$(apt-cache depends postgresql 2>/dev/null | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | sed -n 1p)
 	if [ -z "$major" ]; then
 		apt_get update -qq
-		major=$(apt-cache depends postgresql | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+		major=$(apt-cache depends postgresql | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | sed -n 1p)
 	fi
 	[ -n "$major" ] || { echo "deps: no postgresql package in this machine's apt sources" >&2; exit 1; }
 	echo "$major"
 }
-pg_major=${PG_MAJOR:-$(distribution_pg_major)}
-
-packages=(
-	make gcc g++ cmake pkg-config
-	"postgresql-$pg_major" "postgresql-server-dev-$pg_major" postgresql-contrib
-	libpq-dev libpqxx-dev nlohmann-json3-dev libgtest-dev
-	libcli11-dev libhowardhinnant-date-dev uuid-dev
-)
 case "${1:-}" in
---bench) packages+=(gnuplot-nox) ;;
---deb) packages+=(git build-essential dpkg-dev debhelper postgresql-server-dev-all) ;;
 --matrix) packages=(debootstrap util-linux git) ;;
+*)
+	pg_major=${PG_MAJOR:-$(distribution_pg_major)}
+	packages=(
+		make gcc g++ cmake pkg-config
+		"postgresql-$pg_major" "postgresql-server-dev-$pg_major" postgresql-contrib
+		libpq-dev libpqxx-dev nlohmann-json3-dev libgtest-dev
+		libcli11-dev libhowardhinnant-date-dev uuid-dev
+	)
+	case "${1:-}" in
+	--bench) packages+=(gnuplot-nox) ;;
+	--deb) packages+=(git build-essential dpkg-dev debhelper postgresql-server-dev-all) ;;
+	esac
+	;;
 esac
 
 # Installed, or provided by an installed package (Debian 13 makes
 # postgresql-contrib a virtual package that "postgresql" provides).
 installed() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" ||
-		dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' | awk '$1 == "ii"' | grep -qE "[ ,]$1( |,|$)"
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep "ok installed" >/dev/null ||
+		dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' | awk '$1 == "ii"' | grep -E "[ ,]$1( |,|$)" >/dev/null
 }
 
 missing=()
