@@ -41,6 +41,17 @@ CREATE FUNCTION fuzz.rnumber() RETURNS jsonb LANGUAGE sql AS $$
 		'123456789012345678901234567890', '3.14159', fuzz.rint(-1000, 100000)::text)::jsonb
 $$;
 
+-- Values too costly to build on every call: nesting 100, 1000 and 3000 deep,
+-- arrays of 1000 to 200,000 items.
+CREATE TABLE fuzz.pool (id int PRIMARY KEY, value jsonb NOT NULL);
+INSERT INTO fuzz.pool
+SELECT row_number() OVER (), value FROM (
+	SELECT (repeat('[', n) || '"deep"' || repeat(']', n))::jsonb FROM unnest(ARRAY[100, 1000, 3000]) n
+	UNION ALL
+	SELECT (repeat('{"a": ', n) || '"deep"' || repeat('}', n))::jsonb FROM unnest(ARRAY[100, 1000, 3000]) n
+	UNION ALL
+	SELECT (SELECT jsonb_agg(i) FROM generate_series(1, n) i) FROM unnest(ARRAY[1000, 20000, 200000]) n) values (value);
+
 -- Any JSON value: scalars, small arrays and objects, deep nesting, huge arrays.
 CREATE FUNCTION fuzz.rvalue(depth int DEFAULT 0) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,7 +59,7 @@ DECLARE
 	n int;
 	value jsonb;
 BEGIN
-	IF depth > 2 AND r > 600 THEN
+	IF depth > 1 AND r > 600 THEN
 		r := fuzz.rint(1, 600);
 	END IF;
 	IF r <= 100 THEN
@@ -62,20 +73,14 @@ BEGIN
 	ELSIF r <= 750 THEN
 		SELECT coalesce(jsonb_agg(fuzz.rvalue(depth + 1)), '[]') INTO value FROM generate_series(1, fuzz.rint(0, 4));
 		RETURN value;
-	ELSIF r <= 900 THEN
+	ELSIF r <= 990 THEN
 		SELECT coalesce(jsonb_object_agg(fuzz.rstring(), fuzz.rvalue(depth + 1)), '{}') INTO value
 		  FROM generate_series(1, fuzz.rint(0, 4));
 		RETURN value;
-	ELSIF r <= 980 THEN
-		n := fuzz.rint(10, 3000);
-		IF random() < 0.5 THEN
-			RETURN (repeat('[', n) || '"deep"' || repeat(']', n))::jsonb;
-		END IF;
-		RETURN (repeat('{"a": ', n) || '"deep"' || repeat('}', n))::jsonb;
-	ELSE
-		SELECT jsonb_agg(i) INTO value FROM generate_series(1, fuzz.pick('1000', '20000', '200000')::int) i;
-		RETURN value;
 	END IF;
+	n := fuzz.rint(1, (SELECT count(*) FROM fuzz.pool));
+	SELECT p.value INTO value FROM fuzz.pool p WHERE p.id = n;
+	RETURN value;
 END
 $$;
 
@@ -164,6 +169,12 @@ BEGIN
 END
 $$;
 
+-- Histories over the events limit, built once.
+CREATE TABLE fuzz.huge_histories (id int PRIMARY KEY, history jsonb NOT NULL);
+INSERT INTO fuzz.huge_histories
+SELECT id, (SELECT jsonb_agg(copy.event) FROM generate_series(1, size), LATERAL (SELECT e.event) copy)
+  FROM (VALUES (1, 10001), (2, 20000), (3, 100000)) sizes (id, size), LATERAL (SELECT fuzz.valid_event() AS event) e;
+
 -- A history: mostly 1 to 4 events, each valid, mutated or anything; sometimes
 -- mutated as a whole, not an array, empty, or far over the events limit.
 CREATE FUNCTION fuzz.history() RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -178,11 +189,11 @@ BEGIN
 	ELSIF r <= 33 THEN
 		RETURN NULL;
 	ELSIF r <= 36 THEN
-		history := fuzz.valid_event();
-		SELECT jsonb_agg(history) INTO history FROM generate_series(1, fuzz.pick('10001', '20000', '100000')::int);
+		r := fuzz.rint(1, 3);
+		SELECT h.history INTO history FROM fuzz.huge_histories h WHERE h.id = r;
 		RETURN history;
 	ELSIF r <= 41 THEN
-		SELECT jsonb_agg(fuzz.valid_event()) INTO history FROM generate_series(1, fuzz.rint(50, 300));
+		SELECT jsonb_agg(fuzz.valid_event()) INTO history FROM generate_series(1, fuzz.rint(20, 100));
 		RETURN history;
 	END IF;
 	SELECT jsonb_agg(CASE WHEN x < 0.45 THEN fuzz.valid_event()
