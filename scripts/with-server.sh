@@ -81,6 +81,9 @@ if $standby; then
 		-c fast >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
 	start "$dir/standby" "$standby_port" "$dir/standby.log"
 	export COHERENCE_STANDBY_PORT=$standby_port COHERENCE_STANDBY_LOG=$dir/standby.log
+else
+	# A server started inside another one's command has no standby.
+	unset COHERENCE_STANDBY_PORT COHERENCE_STANDBY_LOG
 fi
 cd - >/dev/null
 
