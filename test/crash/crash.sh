@@ -36,9 +36,9 @@ done
 
 # Waits up to $1 seconds for the given processes to exit; false if some live on.
 wait_gone() {
-	local timeout=$1 pid i
+	local timeout=$1 pid
 	shift
-	for i in $(seq $((timeout * 10))); do
+	for _ in $(seq $((timeout * 10))); do
 		for pid in "$@"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
 		[ -z "${pid:-}" ] && return 0
 		sleep 0.1
@@ -50,18 +50,21 @@ status=0
 fail() { echo "crash: FAIL: $*"; status=1; }
 
 for round in $(seq $rounds); do
-	kind=writer seconds=$((1 + round)) commit=on
-	[ $round -lt 4 ] || kind=async-writer seconds=3 commit=off
+	kind=writer seconds=$((round < 2 ? 2 : 3)) commit=on
+	[ $round -lt 4 ] || kind=async-writer seconds=2 commit=off
 	clients=()
 	for writer in $(seq $writers); do
 		PGOPTIONS="-c synchronous_commit=$commit" psql -X -q -A -t -v ON_ERROR_STOP=1 -v writer=$writer -v round=$round \
 			-f "$work/writer.sql" >"$work/$kind-$round-$writer.out" 2>"$work/$kind-$round-$writer.err" &
 		clients+=($!)
 	done
-	psql -X -q -A -t -v ON_ERROR_STOP=1 -v next=0 -f "$work/stream-reader.sql" \
-		>"$work/stream-$round.out" 2>"$work/stream-$round.err" &
+	# Readers start a little before the head, so they read across the last
+	# crash as well as what this round appends.
+	from=$(psql -X -A -t -c "SELECT greatest(coherence_seq_no() - 100, 1)")
+	psql -X -q -A -t -v ON_ERROR_STOP=1 -v next="$from" -f "$work/stream-reader.sql" \
+		>"$work/stream-$round-$from.out" 2>"$work/stream-$round.err" &
 	clients+=($!)
-	psql -X -q -A -t -v ON_ERROR_STOP=1 -v next=1 -f "$work/event-reader.sql" \
+	psql -X -q -A -t -v ON_ERROR_STOP=1 -v next="$from" -f "$work/event-reader.sql" \
 		>"$work/events-$round.out" 2>"$work/events-$round.err" &
 	clients+=($!)
 
@@ -73,7 +76,7 @@ for round in $(seq $rounds); do
 	# kill -9 of the postmaster; its orphaned children end when they notice
 	# (or are killed after 20 s, as a crash would).
 	postmaster=$(head -1 "$COHERENCE_DATA_DIR/postmaster.pid")
-	children=($(pgrep -P "$postmaster"))
+	mapfile -t children < <(pgrep -P "$postmaster")
 	kill -9 "$postmaster"
 	wait_gone 20 "$postmaster" "${children[@]}" || { echo "crash: killing leftover server processes"; kill -9 "${children[@]}" 2>/dev/null || true; }
 	wait_gone 20 "${clients[@]}" || { echo "crash: killing leftover clients"; kill -9 "${clients[@]}" 2>/dev/null || true; }
@@ -106,7 +109,7 @@ for round in $(seq $rounds); do
 		[ "${found[$check]}" = 0 ] || fail "round $round: $check: ${found[$check]}"
 	done
 	[ "$acked_now" -gt 0 ] || fail "round $round: no append was acknowledged, so the round proved nothing"
-	[ -s "$work/stream-$round.out" ] && [ -s "$work/events-$round.out" ] || fail "round $round: a reader read nothing"
+	[ -s "$work/stream-$round-$from.out" ] && [ -s "$work/events-$round.out" ] || fail "round $round: a reader read nothing"
 	unset found
 done
 

@@ -1,6 +1,7 @@
 -- After a crash and restart: checks the store against what the clients
 -- recorded, loaded by the caller into lines(file, line) (file: writer-*,
--- async-writer-*, stream-*, events-*). Prints one line "name count" per check.
+-- async-writer-*, stream-<round>-<first seq_no>.out, events-*). Prints one
+-- line "name count" per check.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 -- Events in the answers of appends whose COMMIT returned, durable unless
@@ -46,11 +47,12 @@ SELECT 'streamed_lost_or_changed', count(*) FROM streamed r LEFT JOIN stream_now
 SELECT 'seen_lost_or_changed', count(*) FROM seen WHERE coherence_event(seq_no) IS DISTINCT FROM event;
 -- A reader never saw seq_no n + 1 before n: the event reader found nothing
 -- missing below the head it was told, and each stream reader saw every action
--- up to the highest one it saw.
+-- from where it started (stream-<round>-<first seq_no>) up to the highest one
+-- it saw.
 SELECT 'event_reader_missing', count(*) FROM lines WHERE file LIKE 'events-%' AND line LIKE 'MISSING %';
 SELECT 'stream_reader_skipped', count(*)
-  FROM (SELECT file, max(seq_no) AS last FROM streamed GROUP BY file) reader
-  JOIN stream_now s ON s.seq_no <= reader.last
+  FROM (SELECT file, substring(file FROM '^stream-[0-9]+-([0-9]+)')::bigint AS first, max(seq_no) AS last FROM streamed GROUP BY file) reader
+  JOIN stream_now s ON s.seq_no BETWEEN reader.first AND reader.last
  WHERE NOT EXISTS (SELECT FROM streamed r WHERE r.file = reader.file AND NOT r.replayed AND r.seq_no = s.seq_no);
 -- Every index of the coherence tables is sound (heapallindexed), and so is every heap.
 SELECT 'unchecked_indexes', count(*) - count(bt_index_check(i.indexrelid, true))

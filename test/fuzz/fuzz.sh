@@ -15,7 +15,7 @@ seed=${FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
 db=coherence_fuzz
 work=$(mktemp -d "${TMPDIR:-/tmp}/coherence-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-psql=(psql -X -q -v ON_ERROR_STOP=1 -d $db)
+psql=(psql -X -q -v ON_ERROR_STOP=1 -d "$db")
 [ -f "${COHERENCE_SERVER_LOG:-}" ] || { echo "fuzz: FAIL: no server log (run under scripts/with-server.sh)"; exit 1; }
 echo "fuzz: $histories histories, seed $seed (FUZZ_SEED=$seed reproduces this run)"
 

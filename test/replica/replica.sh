@@ -10,16 +10,16 @@ common=../common
 work=$(mktemp -d "${TMPDIR:-/tmp}/coherence-replica.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 db=coherence_replica
-primary=(psql -X -q -v ON_ERROR_STOP=1 -d $db)
-standby=(psql -X -q -v ON_ERROR_STOP=1 -d $db -p "$COHERENCE_STANDBY_PORT")
+primary=(psql -X -q -v ON_ERROR_STOP=1 -d "$db")
+standby=(psql -X -q -v ON_ERROR_STOP=1 -d "$db" -p "$COHERENCE_STANDBY_PORT")
 status=0
 fail() { echo "replica: FAIL: $*"; status=1; }
 
 # Waits (30 s at most) until the standby has replayed all the primary's WAL.
 catch_up() {
-	local target i
+	local target
 	target=$(psql -X -A -t -d postgres -c "SELECT pg_current_wal_lsn()")
-	for i in $(seq 300); do
+	for _ in $(seq 300); do
 		[ "$(psql -X -A -t -d postgres -p "$COHERENCE_STANDBY_PORT" \
 			-c "SELECT coalesce(pg_last_wal_replay_lsn() >= '$target', false)")" = t ] && return 0
 		sleep 0.1
