@@ -55,6 +55,11 @@ rc=${PIPESTATUS[0]}
 read -r total bad < <(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2 \1/p' build/ctest.log; echo 0 0)
 tally ctest $rc $((total - bad)) "$bad"
 
+# The server itself must have stayed healthy through everything above: no
+# crashed backend, and no lock given back by the wrong owner (what a broken
+# early lock release logs).
+single "server log" bash -c '! grep -E "terminated by signal|PANIC|you don.t own a lock" "$COHERENCE_SERVER_LOG"'
+
 [ ${#failures[@]} -eq 0 ] || echo "failing suites: ${failures[*]}"
 echo "coherence: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
