@@ -477,7 +477,7 @@ pqxx::result run(pqxx::connection &conn, const std::string &sql) {
 // Appends n account actions to the coherence store through coherence_rebase
 // in large histories built on the server, as fast as the extension allows.
 void load_coherence_accounts(pqxx::connection &conn, long n, const std::string &label) {
-  constexpr long batch = 20000;
+  constexpr long batch = 10000;  // the longest history coherence_rebase takes
   for (long done = 0; done < n; done += batch) {
     progress.show(label + ": coherence " + std::to_string(done / 1000) + "k/" + std::to_string(n / 1000) + "k");
     const long k = std::min(batch, n - done);
@@ -577,7 +577,7 @@ ReplayWindow load_replay(pqxx::connection &conn) {
 
 // Appends n actions on aggregate ["ledger", id] to both stores.
 void load_ledger(pqxx::connection &conn, const std::string &id, long n) {
-  constexpr long batch = 20000;
+  constexpr long batch = 10000;  // the longest history coherence_rebase takes
   for (long done = 0; done < n; done += batch) {
     progress.show("loading aggregate " + id + ": " + std::to_string(done / 1000) + "k");
     const long k = std::min(batch, n - done);

@@ -59,17 +59,19 @@ static int	caller_synchronous_commit = -1;
 
 /*
  * Gives back the writers' lock and NOTIFY's lock once the commit is
- * visible; both are held by the top transaction by then.
+ * visible. The writers' lock is held by the top transaction by then; NOTIFY's
+ * lock by the resource owner current during this commit, which took it in
+ * PreCommit_Notify (under a procedure's COMMIT that is not the top one).
  */
 static void
 release_locks_early(void)
 {
 	ResourceOwner caller = CurrentResourceOwner;
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	UnlockDatabaseObject(ExtensionRelationId, append_extension, 0, ExclusiveLock);
 	/* Async_Notify was called by the append, so PreCommit_Notify took it. */
 	UnlockSharedObject(DatabaseRelationId, InvalidOid, 0, AccessExclusiveLock);
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	UnlockDatabaseObject(ExtensionRelationId, append_extension, 0, ExclusiveLock);
 	CurrentResourceOwner = caller;
 }
 

@@ -98,3 +98,15 @@ END $$;
 -- exist.
 SELECT pg_temp.wal_to_page_boundary() AS at_boundary;
 SELECT coherence_seq_no() AS read_at_boundary;
+
+-- Appends in a procedure that commits between them: each commit gives its
+-- locks back (no "you don't own a lock" warning), and the log is gapless.
+CREATE PROCEDURE pg_temp.append_twice() LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM coherence_rebase(coherence_seq_no() + 1, jsonb_build_array(pg_temp.act('book', 'p1')));
+	COMMIT;
+	PERFORM coherence_rebase(coherence_seq_no() + 1, jsonb_build_array(pg_temp.act('book', 'p2')));
+END $$;
+CALL pg_temp.append_twice();
+SELECT aggregate_id FROM coherence_stream(coherence_seq_no() - 1);
+SELECT pg_temp.writers_lock() AS held_after_call;

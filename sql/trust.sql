@@ -66,6 +66,8 @@ CREATE TRIGGER planted BEFORE INSERT ON public.coherence_snapshots
 	FOR EACH ROW EXECUTE FUNCTION public.planted();
 GRANT INSERT ON public.planted_log TO PUBLIC;
 RESET ROLE;
+-- PostgreSQL 18 adds the script line to the update's error as CONTEXT.
+\set SHOW_CONTEXT never
 SET coherence.snapshot_interval = 1;
 SELECT coherence_rebase(1, jsonb_build_array(pg_temp.act('book', 'p'), pg_temp.act('book', 'p')));
 SELECT coherence_seq_no();

@@ -55,17 +55,18 @@ const json &field(const Action &action, const std::string &key) {
 // ---------------------------------------------------------------------------
 // The projection: what each event means for the read-model tables. It runs
 // inside the projector's window transaction `tx`, which also advances the
-// checkpoint, so the tables and the checkpoint always agree.
+// checkpoint, so the tables and the checkpoint always agree. Values are
+// quoted with tx.quote(), which reads the same in libpqxx 6, 7 and 8.
 // ---------------------------------------------------------------------------
 
 // A book row is its aggregate's state as of this event (coherence_aggregate
 // at the event's seq_no), so each action simply overwrites the row.
 void project_book(pqxx::transaction_base &tx, const coherence::Event &event, const Action &action) {
-  tx.exec_params0(
-      "INSERT INTO catalogue (title, author, stock) "
-      "SELECT $1, s ->> 'author', (s ->> 'stock')::int FROM coherence_aggregate('book', $1, $2) s "
-      "ON CONFLICT (title) DO UPDATE SET author = excluded.author, stock = excluded.stock",
-      action.aggregate.id, event.seq_no);
+  const std::string title = tx.quote(action.aggregate.id);
+  tx.exec("INSERT INTO catalogue (title, author, stock) "
+          "SELECT " + title + ", s ->> 'author', (s ->> 'stock')::int "
+          "FROM coherence_aggregate('book', " + title + ", " + tx.quote(event.seq_no) + ") s "
+          "ON CONFLICT (title) DO UPDATE SET author = excluded.author, stock = excluded.stock");
 }
 
 // A receipt row holds the card number decrypted with the key the receipt is
@@ -74,16 +75,15 @@ void project_receipt(pqxx::transaction_base &tx, const coherence::Event &event, 
   std::optional<std::string> card_no;
   for (const Identity &trigger : event.triggers) {
     if (trigger.kind != "encryption-key") continue;
-    const pqxx::result key = tx.exec_params("SELECT secret FROM encryption_keys WHERE id = $1", trigger.id);
+    const pqxx::result key = tx.exec("SELECT secret FROM encryption_keys WHERE id = " + tx.quote(trigger.id));
     if (!key.empty()) card_no = decrypt(field(action, "no").get<std::string>(), key[0][0].c_str());
   }
   if (event.replayed)
     std::cout << "   projector: replays #" << event.seq_no << " receipt/" << action.aggregate.id
               << (card_no ? ", card number readable\n" : ", its key is gone: card number dropped\n");
-  tx.exec_params0(
-      "INSERT INTO receipts (id, total, card_no) VALUES ($1, $2, $3::text) "
-      "ON CONFLICT (id) DO UPDATE SET total = excluded.total, card_no = excluded.card_no",
-      action.aggregate.id, field(action, "total").get<int>(), card_no ? card_no->c_str() : nullptr);
+  tx.exec("INSERT INTO receipts (id, total, card_no) VALUES (" + tx.quote(action.aggregate.id) + ", " +
+          tx.quote(field(action, "total").get<int>()) + ", " + (card_no ? tx.quote(*card_no) : "NULL") +
+          ") ON CONFLICT (id) DO UPDATE SET total = excluded.total, card_no = excluded.card_no");
 }
 
 // The handler: every action, in order, by aggregate kind.
@@ -97,8 +97,8 @@ void project(pqxx::transaction_base &tx, const coherence::Event &event) {
 // actions are about to be replayed, so forget what was projected of it.
 void reset(pqxx::transaction_base &tx, const Identity &aggregate) {
   std::cout << "   projector: reset " << aggregate.kind << "/" << aggregate.id << "\n";
-  if (aggregate.kind == "book") tx.exec_params0("DELETE FROM catalogue WHERE title = $1", aggregate.id);
-  if (aggregate.kind == "receipt") tx.exec_params0("DELETE FROM receipts WHERE id = $1", aggregate.id);
+  if (aggregate.kind == "book") tx.exec("DELETE FROM catalogue WHERE title = " + tx.quote(aggregate.id));
+  if (aggregate.kind == "receipt") tx.exec("DELETE FROM receipts WHERE id = " + tx.quote(aggregate.id));
 }
 
 // ---------------------------------------------------------------------------
@@ -167,10 +167,10 @@ int main(int argc, char **argv) {
   std::cout << "1. Tables: catalogue and receipts (read models), encryption_keys (the keystore)\n";
   {
     pqxx::work tx{conn};
-    tx.exec0("CREATE TABLE catalogue (title text PRIMARY KEY, author text, stock int)");
-    tx.exec0("CREATE TABLE receipts (id text PRIMARY KEY, total int NOT NULL, card_no text)");
-    tx.exec0("CREATE TABLE encryption_keys (id text PRIMARY KEY, secret text NOT NULL)");
-    tx.exec0("INSERT INTO encryption_keys VALUES ('1', 'k3y-one'), ('2', 'k3y-two')");
+    tx.exec("CREATE TABLE catalogue (title text PRIMARY KEY, author text, stock int)");
+    tx.exec("CREATE TABLE receipts (id text PRIMARY KEY, total int NOT NULL, card_no text)");
+    tx.exec("CREATE TABLE encryption_keys (id text PRIMARY KEY, secret text NOT NULL)");
+    tx.exec("INSERT INTO encryption_keys VALUES ('1', 'k3y-one'), ('2', 'k3y-two')");
     tx.commit();
   }
 
@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
   std::cout << "6. The keystore expires key 1\n";
   {
     pqxx::work tx{conn};
-    tx.exec0("DELETE FROM encryption_keys WHERE id = '1'");
+    tx.exec("DELETE FROM encryption_keys WHERE id = '1'");
     const NewEvent expiry{"keystore", coherence::Effect{"key-expired", {"encryption-key", "1"}}};
     const auto expired = coherence::rebase(tx, coherence::seq_no(tx) + 1, {expiry});
     // Printed before the commit: after it, the projector prints its own lines.

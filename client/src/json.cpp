@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <string_view>
 
 namespace coherence {
 
@@ -23,9 +24,9 @@ std::string string_of(const json &j, const std::string &what) {
 }
 
 // The member `key` of object j, which must exist.
-const json &member(const json &j, const char *key, const std::string &what) {
+const json &member(const json &j, const char *key, std::string_view what) {
   const auto it = j.find(key);
-  if (it == j.end()) bad(what + " needs \"" + key + "\"");
+  if (it == j.end()) bad(std::string(what) + " needs \"" + key + "\"");
   return *it;
 }
 

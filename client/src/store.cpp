@@ -43,20 +43,23 @@ std::string kinds_array(pqxx::transaction_base &tx, const std::vector<std::strin
 }
 
 // An action event from a coherence_stream row selected by stream() below.
-Event event_of_row(const pqxx::row &row, bool with_id) {
+// A template: libpqxx 8 iterates a result as pqxx::row_ref, older ones as
+// pqxx::row.
+template <typename Row>
+Event event_of_row(const Row &row, bool with_id) {
   Event event;
-  event.seq_no = row[0].as<std::int64_t>();
-  event.timestamp = Timestamp{std::chrono::microseconds{row[1].as<std::int64_t>()}};
-  event.source = row[2].as<std::string>();
+  event.seq_no = row[0].template as<std::int64_t>();
+  event.timestamp = Timestamp{std::chrono::microseconds{row[1].template as<std::int64_t>()}};
+  event.source = row[2].template as<std::string>();
   Action action;
-  action.reason = row[3].as<std::string>();
-  action.actor = Identity{row[4].as<std::string>(), row[5].as<std::string>()};
-  action.aggregate = Identity{row[6].as<std::string>(), row[7].as<std::string>()};
-  action.patch = json::parse(compat::text(row[8])).get<Patch>();
+  action.reason = row[3].template as<std::string>();
+  action.actor = Identity{row[4].template as<std::string>(), row[5].template as<std::string>()};
+  action.aggregate = Identity{row[6].template as<std::string>(), row[7].template as<std::string>()};
+  action.patch = json::parse(compat::text(row[8])).template get<Patch>();
   event.body = std::move(action);
-  event.triggers = json::parse(compat::text(row[9])).get<std::vector<Identity>>();
-  event.replayed = row[10].as<bool>();
-  if (with_id && !row[11].is_null()) event.id = row[11].as<std::string>();
+  event.triggers = json::parse(compat::text(row[9])).template get<std::vector<Identity>>();
+  event.replayed = row[10].template as<bool>();
+  if (with_id && !row[11].is_null()) event.id = row[11].template as<std::string>();
   return event;
 }
 

@@ -17,5 +17,5 @@ run() { LD_LIBRARY_PATH="$prefix/lib" "$prefix/consumer-build/$1" "dbname=cohere
 [ "$(run consumer)" = "ok head 1" ]
 [ "$(run consumer-static)" = "ok head 2" ]
 # Only the shared build needs libcoherence-client.so, with its SONAME.
-objdump -p "$prefix/consumer-build/consumer" | grep -q 'NEEDED.*libcoherence-client\.so\.1'
-! objdump -p "$prefix/consumer-build/consumer-static" | grep -q 'NEEDED.*libcoherence-client'
+grep -q 'NEEDED.*libcoherence-client\.so\.1' <(objdump -p "$prefix/consumer-build/consumer")
+! grep -q 'NEEDED.*libcoherence-client' <(objdump -p "$prefix/consumer-build/consumer-static")
