@@ -143,8 +143,11 @@ void print_table(pqxx::connection &conn, const std::string &query) {
   pqxx::read_transaction tx{conn};
   for (const auto &row : tx.exec(query)) {
     std::cout << "   ";
-    for (const auto &value : row)
-      std::cout << (value.num() ? " | " : "   ") << (value.is_null() ? "(none)" : value.c_str());
+    bool first = true;
+    for (const auto &value : row) {
+      std::cout << (first ? "   " : " | ") << (value.is_null() ? "(none)" : value.c_str());
+      first = false;
+    }
     std::cout << "\n";
   }
 }
