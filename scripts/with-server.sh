@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command against a throwaway PostgreSQL 15 server: a fresh data
+# Runs a command against a throwaway PostgreSQL server (the one pg_config names): a fresh data
 # directory and Unix socket in a temporary directory, a free TCP port on
 # 127.0.0.1, run as the postgres OS user when we are root (PostgreSQL refuses
 # root). The server is stopped and the directory removed on exit, even when
