@@ -165,6 +165,7 @@ struct Workload {
   int batch = 1;
   int aggregates = kAggregates;
   bool reread = false;
+  bool ids = false;  // every event carries a fresh UUID (idempotent appends)
 };
 
 // Appends through coherence_rebase. The base is the head this client last
@@ -219,7 +220,9 @@ class CoherenceWorker : public Worker {
     for (int i = 0; i < workload_.batch; ++i) {
       const long aggregate = static_cast<long>(rng_() % workload_.aggregates);
       if (i) h += ", ";
-      h += "{\"source\": \"bench\", \"action\": {\"reason\": \"deposit\", \"actor\": [\"user\", \"" + actor_ +
+      h += "{";
+      if (workload_.ids) h += "\"id\": \"" + coherence::new_event_id() + "\", ";
+      h += "\"source\": \"bench\", \"action\": {\"reason\": \"deposit\", \"actor\": [\"user\", \"" + actor_ +
            "\"], \"aggregate\": [\"account\", \"" + std::to_string(aggregate) + "\"], \"patch\": " +
            patch_json(++counter_) + "}}";
     }
@@ -814,7 +817,7 @@ Options parse_options(int argc, char **argv) {
       opt.only = argv[++i];
     else
       throw std::invalid_argument(
-          "usage: coherence-bench [--full] [--out DIR] [--only size,append,batch,hot,stream,aggregate]");
+          "usage: coherence-bench [--full] [--out DIR] [--only size,append,batch,ids,hot,stream,aggregate]");
   }
   if (opt.full) {
     opt.rounds = 4;
@@ -898,6 +901,14 @@ int run_all(const Options &opt) {
     for (int clients : {1, 8}) {
       Pair p = measure("batch " + std::to_string(clients) + " clients", clients, Workload{100}, opt);
       rows.push_back(row_of("batch append (100/call)", clients, stored_events(conn), p));
+    }
+  if (wanted(opt, "ids"))
+    for (const bool ids : {false, true}) {
+      Workload workload;
+      workload.ids = ids;
+      Pair p = measure(ids ? "append with ids" : "append without ids", 1, workload, opt);
+      rows.push_back(row_of(ids ? "append, events with ids" : "append, events without ids", 1,
+                            stored_events(conn), p, "baseline has no ids"));
     }
   if (wanted(opt, "hot")) {
     Workload hot{1, kHotAggregates, true};
