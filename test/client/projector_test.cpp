@@ -55,10 +55,15 @@ TEST_F(ProjectorTest, KilledInTheMiddleOfAWindowThenRestartedEqualsAProjectionFr
   // 1000 events: actions on 37 receipts linked to 7 keys, and every 50th
   // event an effect on a key, so windows replay aggregates too.
   std::vector<NewEvent> history;
-  for (int i = 1; i <= 1000; ++i)
-    history.push_back(i % 50 == 0 ? effect({"key", std::to_string(i / 50 % 7)})
-                                   : action("a", {"receipt", std::to_string(i % 37)}, "k" + std::to_string(i % 5), i,
-                                            {{"key", std::to_string(i % 7)}}));
+  for (int i = 1; i <= 1000; ++i) {
+    if (i % 50 == 0) {
+      history.push_back(effect(Identity{"key", std::to_string(i / 50 % 7)}));
+      continue;
+    }
+    const Identity receipt{"receipt", std::to_string(i % 37)};
+    const std::vector<Identity> keys{Identity{"key", std::to_string(i % 7)}};
+    history.push_back(action("a", receipt, "k" + std::to_string(i % 5), i, keys));
+  }
   ASSERT_TRUE(std::holds_alternative<Ok>(store.rebase(1, history)));
   create_model(db.conninfo(), "model");
 

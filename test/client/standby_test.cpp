@@ -52,10 +52,15 @@ TEST_F(StandbyTest, SubscriptionFollowsAHotStandby) {
 TEST_F(StandbyTest, ProjectorReadsTheStandbyAndWritesThePrimary) {
   const std::string on_standby = standby();
   std::vector<NewEvent> history;
-  for (int i = 1; i <= 300; ++i)
-    history.push_back(i % 30 == 0 ? effect({"key", std::to_string(i % 7)})
-                                   : action("a", {"receipt", std::to_string(i % 17)}, "k" + std::to_string(i % 3), i,
-                                            {{"key", std::to_string(i % 7)}}));
+  for (int i = 1; i <= 300; ++i) {
+    if (i % 30 == 0) {
+      history.push_back(effect(Identity{"key", std::to_string(i % 7)}));
+      continue;
+    }
+    const Identity receipt{"receipt", std::to_string(i % 17)};
+    const std::vector<Identity> keys{Identity{"key", std::to_string(i % 7)}};
+    history.push_back(action("a", receipt, "k" + std::to_string(i % 3), i, keys));
+  }
   EXPECT_OK(store.rebase(1, history));
   create_model(db.conninfo(), "model");
   ProjectorOptions options;
