@@ -67,7 +67,7 @@ class CliTest : public StoreTest {
 TEST_F(CliTest, HelpVersionAndUsageErrors) {
   const Outcome help = run_program({COHERENCE_CLI, "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  EXPECT_NE(help.out.find("Usage: coherence [OPTIONS] SUBCOMMAND"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("coherence [OPTIONS] SUBCOMMAND"), std::string::npos) << help.out;
   for (const char *command : {"append", "stream", "tail", "event", "head", "help"})
     EXPECT_NE(help.out.find(command), std::string::npos) << command;
   const Outcome help_command = run_program({COHERENCE_CLI, "help"});

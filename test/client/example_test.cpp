@@ -7,6 +7,14 @@
 #include "support.hpp"
 
 #include <fstream>
+#include <pqxx/version>
+
+// The language standard users compile with: libpqxx 8's headers need C++20.
+#if PQXX_VERSION_MAJOR >= 8
+#define CXX_STANDARD_FLAG "-std=c++20"
+#else
+#define CXX_STANDARD_FLAG "-std=c++17"
+#endif
 
 namespace coherence::test {
 namespace {
@@ -82,7 +90,7 @@ class Installed : public ::testing::Test {
   static Outcome build(const std::string &source, const std::string &binary) {
     return run_program({"/bin/sh", "-c",
                         "PKG_CONFIG_PATH=\"$2/lib/pkgconfig\" && export PKG_CONFIG_PATH && "
-                        "g++ -std=c++17 -Wall -Wextra -Werror \"$0\" $(pkg-config --define-prefix --cflags --libs coherence-client) "
+                        "g++ " CXX_STANDARD_FLAG " -Wall -Wextra -Werror \"$0\" $(pkg-config --define-prefix --cflags --libs coherence-client) "
                         "-o \"$1\"",
                         source, binary, prefix_});
   }
@@ -91,7 +99,7 @@ class Installed : public ::testing::Test {
   static Outcome syntax_check(const std::string &source) {
     return run_program({"/bin/sh", "-c",
                         "PKG_CONFIG_PATH=\"$1/lib/pkgconfig\" && export PKG_CONFIG_PATH && "
-                        "g++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only \"$0\" "
+                        "g++ " CXX_STANDARD_FLAG " -Wall -Wextra -Werror -fsyntax-only \"$0\" "
                         "$(pkg-config --define-prefix --cflags coherence-client)",
                         source, prefix_});
   }
