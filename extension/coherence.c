@@ -315,7 +315,7 @@ coherence_lock_writers(void)
  * call gives its hold back at once.
  */
 void
-coherence_unlock_writers(bool wrote, bool appended_before)
+coherence_end_writing(bool wrote, bool appended_before)
 {
 	if (!wrote || appended_before)
 	{

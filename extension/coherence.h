@@ -78,7 +78,7 @@ extern Oid	coherence_table(CoherenceTable table);
 extern void coherence_check_writable(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
-extern void coherence_unlock_writers(bool wrote, bool appended_before);
+extern void coherence_end_writing(bool wrote, bool appended_before);
 extern void coherence_check_spi(int rc, int expected, const char *what);
 
 /* commit.c */

@@ -521,7 +521,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	if (dry)
 		PopActiveSnapshot();
 	else
-		coherence_unlock_writers(wrote, appended_before);
+		coherence_end_writing(wrote, appended_before);
 	coherence_end(nest_level);
 
 	/* An answer that shows stored events shows only durable ones. */
