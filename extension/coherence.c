@@ -83,6 +83,7 @@ static const char *const table_names[] = {
 
 /* Whether the core tables were verified since the last invalidation. */
 static bool core_tables_verified = false;
+static Oid	core_table_oids[COHERENCE_CORE_TABLES];
 
 /* Forgets the verified tables when any relation changes. */
 static void
@@ -98,6 +99,7 @@ _PG_init(void)
 	coherence_define_snapshot_interval();
 	MarkGUCPrefixReserved("coherence");
 	CacheRegisterRelcacheCallback(forget_verified_tables, (Datum) 0);
+	coherence_register_probes();
 	coherence_register_commit_callbacks();
 }
 
@@ -193,19 +195,33 @@ verify_core_tables(void)
 	if (core_tables_verified)
 		return;
 	for (int i = 0; i < COHERENCE_CORE_TABLES; i++)
-		if (!OidIsValid(coherence_table(i)))
+	{
+		core_table_oids[i] = coherence_table(i);
+		if (!OidIsValid(core_table_oids[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("coherence: table %s.%s is missing",
 							catalog_schema_quoted, table_names[i]),
 					 errhint("Restore the table from a backup; its events cannot be recreated.")));
-	if (get_attnum(coherence_table(COHERENCE_EVENTS), "id") == InvalidAttrNumber)
+	}
+	if (get_attnum(core_table_oids[COHERENCE_EVENTS], "id") == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("coherence: the installed extension is older than its library"),
 				 errdetail("Table coherence_events has no id column, which version 1.2 adds."),
 				 errhint("Run ALTER EXTENSION coherence UPDATE.")));
 	core_tables_verified = true;
+}
+
+/*
+ * The OID of one of the core tables as verified by the running function's
+ * coherence_begin.
+ */
+Oid
+coherence_core_table(CoherenceTable table)
+{
+	Assert(table < COHERENCE_CORE_TABLES && OidIsValid(core_table_oids[table]));
+	return core_table_oids[table];
 }
 
 /*

@@ -75,6 +75,7 @@ typedef enum CoherenceTable
 extern int	coherence_begin(FunctionCallInfo fcinfo);
 extern void coherence_end(int nest_level);
 extern Oid	coherence_table(CoherenceTable table);
+extern Oid	coherence_core_table(CoherenceTable table);
 extern void coherence_check_writable(void);
 extern SPIPlanPtr coherence_plan(CoherencePlan *plan);
 extern void coherence_lock_writers(void);
@@ -89,7 +90,35 @@ extern void coherence_wait_durable(void);
 
 /* history.c */
 extern CoherenceEvent *coherence_read_history(Jsonb *history, int *nevents, bool *any_id);
-extern void coherence_check_resolved(ArrayType *resolved);
+extern int64 *coherence_check_resolved(ArrayType *resolved, int *nresolved);
+
+/* The lookups probe.c makes through an index instead of SQL. */
+typedef enum CoherenceProbe
+{
+	COHERENCE_PROBE_EVENTS,		/* coherence_events (seq_no) */
+	COHERENCE_PROBE_EFFECTS,	/* coherence_effects (seq_no) */
+	COHERENCE_PROBE_ACTIONS,	/* coherence_actions (aggregate_kind, aggregate_id, seq_no) */
+	COHERENCE_NPROBES
+} CoherenceProbe;
+
+/* The open tables and indexes of the probes, and their snapshot. */
+typedef struct CoherenceProbes
+{
+	Snapshot	snapshot;
+	Relation	heaps[COHERENCE_NPROBES];
+	Relation	indexes[COHERENCE_NPROBES];
+	TupleTableSlot *slots[COHERENCE_NPROBES];
+	AttrNumber	seq_no_attnum[COHERENCE_NPROBES];
+} CoherenceProbes;
+
+/* probe.c */
+extern void coherence_register_probes(void);
+extern bool coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot);
+extern void coherence_probes_close(CoherenceProbes *probes);
+extern int64 coherence_probe_max_seq_no(CoherenceProbes *probes);
+extern bool coherence_probe_effect_since(CoherenceProbes *probes, int64 base);
+extern int64 coherence_probe_action(CoherenceProbes *probes, const CoherenceIdentity *aggregate,
+									int64 base, const int64 *resolved, int nresolved);
 
 /* aggregate.c */
 extern int	coherence_snapshot_interval;

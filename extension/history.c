@@ -632,9 +632,12 @@ compare_int64(const void *a, const void *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Checks resolved: a one-dimensional array of distinct seq_nos >= 1. */
-void
-coherence_check_resolved(ArrayType *resolved)
+/*
+ * Checks resolved: a one-dimensional array of distinct seq_nos >= 1.
+ * Returns them sorted, their number in *nresolved.
+ */
+int64 *
+coherence_check_resolved(ArrayType *resolved, int *nresolved)
 {
 	Datum	   *values;
 	bool	   *nulls;
@@ -668,5 +671,6 @@ coherence_check_resolved(ArrayType *resolved)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("coherence: resolved lists seq_no " INT64_FORMAT " more than once",
 							sorted[i])));
-	pfree(sorted);
+	*nresolved = n;
+	return sorted;
 }

@@ -4,8 +4,9 @@
  * Concurrency. The input is validated before anything else. Then the call
  * takes the writers' lock (see coherence.c) and only after that reads the
  * highest seq_no and runs the conflict check, so both see every append
- * committed before it. In READ COMMITTED each SPI statement takes a fresh
- * snapshot, which after the lock includes every earlier writer. Under
+ * committed before it. In READ COMMITTED they read with a fresh snapshot
+ * (through probe.c's index lookups, or SPI statements when an index is
+ * missing), which after the lock includes every earlier writer. Under
  * REPEATABLE READ and SERIALIZABLE the transaction's snapshot may predate an
  * append that committed while we waited; comparing the highest seq_no in that
  * snapshot with the latest committed one detects it, and the call fails with
@@ -121,6 +122,17 @@ one_aggregate(const CoherenceEvent *events, int nevents)
 	return first;
 }
 
+/* What the conflict check compares against, and how it reads. */
+typedef struct Check
+{
+	int64		base;
+	Datum		resolved;		/* as given, for the SQL statements */
+	const int64 *sorted_resolved;	/* the same, sorted, for the probes */
+	int			nresolved;
+	bool		read_only;
+	CoherenceProbes *probes;	/* NULL when an index is missing: use SQL */
+} Check;
+
 /* What read_head found besides the highest seq_no. */
 typedef struct Head
 {
@@ -129,16 +141,33 @@ typedef struct Head
 	int64		probe;			/* its conflict's seq_no, 0 when none */
 } Head;
 
+/* The first action's index whose aggregate has a conflict, or -1. */
+static int
+probe_actions(const CoherenceEvent *events, int nevents, const Check *check, int64 *theirs)
+{
+	for (int i = 0; i < nevents; i++)
+	{
+		if (!events[i].is_action)
+			continue;
+		*theirs = coherence_probe_action(check->probes, &events[i].aggregate, check->base,
+										 check->sorted_resolved, check->nresolved);
+		if (*theirs)
+			return i;
+	}
+	return -1;
+}
+
 /*
  * Returns the index of the first action that conflicts with a stored event,
  * or -1, setting *theirs to the stored event's seq_no. Unless an effect has
  * seq_no >= base, only actions can conflict: a history on one aggregate is
  * answered by head's probe (all its actions meet the same conflict, the
- * first's), others by the cheaper plan without the effects branch.
+ * first's), others by a probe per action or the cheaper plan without the
+ * effects branch.
  */
 static int
-find_conflict(const CoherenceEvent *events, int nevents, int64 base,
-			  Datum resolved, bool read_only, const Head *head, int64 *theirs)
+find_conflict(const CoherenceEvent *events, int nevents, const Check *check,
+			  const Head *head, int64 *theirs)
 {
 	CoherenceRows aggregates;
 	int		   *action_index;
@@ -154,6 +183,8 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 		*theirs = head->probe;
 		return head->probed - events;
 	}
+	if (!head->effects_since_base && check->probes)
+		return probe_actions(events, nevents, check, theirs);
 
 	action_index = palloc(sizeof(int) * nevents);
 	coherence_rows_init(&aggregates, 2, nevents);
@@ -173,11 +204,11 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 
 	args[0] = coherence_column_array(&aggregates, 0, TEXTARRAYOID);
 	args[1] = coherence_column_array(&aggregates, 1, TEXTARRAYOID);
-	args[2] = Int64GetDatum(base);
-	args[3] = resolved;
+	args[2] = Int64GetDatum(check->base);
+	args[3] = check->resolved;
 	rc = SPI_execute_plan(coherence_plan(head->effects_since_base ? &conflict_plan
 										 : &action_conflict_plan),
-						  args, NULL, read_only, 1);
+						  args, NULL, check->read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "checking for conflicts");
 	if (SPI_processed == 0)
 		return -1;
@@ -188,13 +219,13 @@ find_conflict(const CoherenceEvent *events, int nevents, int64 base,
 }
 
 /*
- * Returns the highest seq_no (0 when empty) and fills *head (see head_plan).
- * A writer reads with a fresh snapshot in READ COMMITTED, as SPI gives
- * writers; a dry run (read_only) with the snapshot it pushed.
+ * Returns the highest seq_no (0 when empty) and fills *head, through the
+ * probes when they are open, else with head_plan in one statement. Nothing
+ * is stored at or after a base above the highest seq_no, so then the
+ * probes need not look.
  */
 static int64
-read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
-		  bool read_only, Head *head)
+read_head(const CoherenceEvent *events, int nevents, const Check *check, Head *head)
 {
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -205,7 +236,24 @@ read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
 	int			rc;
 
 	head->probed = one_aggregate(events, nevents);
-	args[0] = Int64GetDatum(base);
+	if (check->probes)
+	{
+		int64		max = coherence_probe_max_seq_no(check->probes);
+
+		head->effects_since_base = false;
+		head->probe = 0;
+		if (check->base <= max)
+		{
+			head->effects_since_base = coherence_probe_effect_since(check->probes, check->base);
+			if (head->probed)
+				head->probe = coherence_probe_action(check->probes, &head->probed->aggregate,
+													 check->base, check->sorted_resolved,
+													 check->nresolved);
+		}
+		return max;
+	}
+
+	args[0] = Int64GetDatum(check->base);
 	if (head->probed)
 	{
 		args[1] = CStringGetTextDatum(head->probed->aggregate.kind);
@@ -216,8 +264,8 @@ read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
 		args[1] = args[2] = (Datum) 0;
 		nulls[1] = nulls[2] = 'n';
 	}
-	args[3] = resolved;
-	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, read_only, 1);
+	args[3] = check->resolved;
+	rc = SPI_execute_plan(coherence_plan(&head_plan), args, nulls, check->read_only, 1);
 	coherence_check_spi(rc, SPI_OK_SELECT, "reading the highest seq_no");
 
 	row = SPI_tuptable->vals[0];
@@ -228,6 +276,20 @@ read_head(const CoherenceEvent *events, int nevents, int64 base, Datum resolved,
 	head->probe = isnull ? 0 : DatumGetInt64(value);
 	value = SPI_getbinval(row, desc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(value);
+}
+
+/*
+ * The snapshot SPI would read with: the caller's for a dry run (read only);
+ * for a writer, after CommandCounterIncrement, a fresh one in READ
+ * COMMITTED, the transaction's under REPEATABLE READ.
+ */
+static Snapshot
+read_snapshot(bool read_only)
+{
+	if (read_only)
+		return GetActiveSnapshot();
+	CommandCounterIncrement();
+	return GetTransactionSnapshot();
 }
 
 /*
@@ -462,6 +524,8 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	bool		appended_before;
 	bool		retry = false;
 	CoherenceEvent *stored = NULL;
+	Check		check;
+	CoherenceProbes probes;
 
 	require_argument(fcinfo, 0, "base");
 	require_argument(fcinfo, 1, "history");
@@ -477,7 +541,10 @@ coherence_rebase(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coherence: base must be at least 1"),
 				 errdetail("base is the first seq_no the caller has not seen; seq_nos start at 1.")));
-	coherence_check_resolved(resolved);
+	check.base = base;
+	check.resolved = PointerGetDatum(resolved);
+	check.sorted_resolved = coherence_check_resolved(resolved, &check.nresolved);
+	check.read_only = dry;
 	events = coherence_read_history(history, &nevents, &any_id);
 
 	if (!dry)
@@ -490,7 +557,8 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	else
 		coherence_lock_writers();
 
-	next = read_head(events, nevents, base, PointerGetDatum(resolved), dry, &head) + 1;
+	check.probes = coherence_probes_open(&probes, read_snapshot(dry)) ? &probes : NULL;
+	next = read_head(events, nevents, &check, &head) + 1;
 	check_snapshot_is_current(next - 1);
 	if (any_id)
 	{
@@ -503,8 +571,7 @@ coherence_rebase(PG_FUNCTION_ARGS)
 	{
 		for (int i = 0; i < nevents; i++)
 			events[i].seq_no = next + i;
-		conflict = find_conflict(events, nevents, base, PointerGetDatum(resolved),
-								 dry, &head, &theirs.seq_no);
+		conflict = find_conflict(events, nevents, &check, &head, &theirs.seq_no);
 		if (conflict >= 0)
 		{
 			if (!coherence_fetch_event(theirs.seq_no, dry, &theirs, caller))
@@ -518,6 +585,8 @@ coherence_rebase(PG_FUNCTION_ARGS)
 			wrote = true;
 		}
 	}
+	if (check.probes)
+		coherence_probes_close(check.probes);
 	if (dry)
 		PopActiveSnapshot();
 	else
