@@ -60,8 +60,9 @@ static const ProbeTarget targets[COHERENCE_NPROBES] = {
 	{"aggregate_kind", "aggregate_id", "seq_no"}, {TEXTOID, TEXTOID, INT8OID}},
 };
 
-/* The chosen index of each target, InvalidOid until searched again. */
+/* The chosen index of each target and its table's seq_no column. */
 static Oid	chosen_index[COHERENCE_NPROBES];
+static AttrNumber seq_no_attnum[COHERENCE_NPROBES];
 static bool indexes_chosen = false;
 
 /* Forgets the chosen indexes when any relation changes. */
@@ -78,15 +79,25 @@ coherence_register_probes(void)
 	CacheRegisterRelcacheCallback(forget_chosen_indexes, (Datum) 0);
 }
 
-/* True when index (opened) can serve target's lookups on heap. */
+/* True while an index may be read: built, valid and not being dropped. */
+static bool
+index_usable(Relation index)
+{
+	return index->rd_index->indisvalid && index->rd_index->indisready &&
+		index->rd_index->indislive;
+}
+
+/*
+ * True when index (opened) can serve target's lookups on heap. Its columns,
+ * operator families and collations never change under the same OID.
+ */
 static bool
 index_serves(Relation heap, Relation index, const ProbeTarget *target)
 {
 	Form_pg_index form = index->rd_index;
 
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != BTREE_AM_OID ||
-		!form->indisvalid || !form->indisready || !form->indislive ||
-		form->indnkeyatts < target->ncolumns ||
+		!index_usable(index) || form->indnkeyatts < target->ncolumns ||
 		RelationGetIndexPredicate(index) != NIL || RelationGetIndexExpressions(index) != NIL)
 		return false;
 	for (int i = 0; i < target->ncolumns; i++)
@@ -149,7 +160,7 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 		if (indexes_chosen)
 		{
 			index = try_relation_open(chosen_index[t], AccessShareLock);
-			if (index && !index_serves(heaps[t], index, &targets[t]))
+			if (index && !index_usable(index))
 			{
 				relation_close(index, AccessShareLock);
 				index = NULL;
@@ -166,6 +177,8 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 			indexes_chosen = false;
 			return false;
 		}
+		if (!indexes_chosen)
+			seq_no_attnum[t] = get_attnum(RelationGetRelid(heaps[t]), "seq_no");
 		chosen_index[t] = RelationGetRelid(index);
 		probes->indexes[t] = index;
 	}
@@ -173,7 +186,7 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 	{
 		probes->heaps[t] = heaps[t];
 		probes->slots[t] = table_slot_create(heaps[t], NULL);
-		probes->seq_no_attnum[t] = get_attnum(RelationGetRelid(heaps[t]), "seq_no");
+		probes->seq_no_attnum[t] = seq_no_attnum[t];
 	}
 	indexes_chosen = true;
 	probes->snapshot = RegisterSnapshot(snapshot);
