@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/jsonb.h"
@@ -109,6 +110,7 @@ typedef struct CoherenceProbes
 	Relation	indexes[COHERENCE_NPROBES];
 	TupleTableSlot *slots[COHERENCE_NPROBES];
 	AttrNumber	seq_no_attnum[COHERENCE_NPROBES];
+	IndexScanDesc action_scan;	/* kept from one aggregate's probe to the next */
 } CoherenceProbes;
 
 /* probe.c */

@@ -189,6 +189,7 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 		probes->seq_no_attnum[t] = seq_no_attnum[t];
 	}
 	indexes_chosen = true;
+	probes->action_scan = NULL;
 	probes->snapshot = RegisterSnapshot(snapshot);
 	return true;
 }
@@ -197,6 +198,8 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 void
 coherence_probes_close(CoherenceProbes *probes)
 {
+	if (probes->action_scan)
+		index_endscan(probes->action_scan);
 	for (int t = 0; t < COHERENCE_NPROBES; t++)
 	{
 		ExecDropSingleTupleTableSlot(probes->slots[t]);
@@ -312,7 +315,12 @@ coherence_probe_action(CoherenceProbes *probes, const CoherenceIdentity *aggrega
 	set_key(&keys[1], index, 2, BTEqualStrategyNumber, F_TEXTEQ,
 			CStringGetTextDatum(aggregate->id));
 	set_key(&keys[2], index, 3, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(base));
-	scan = begin_scan(probes, COHERENCE_PROBE_ACTIONS, keys, 3);
+	/* A history on many aggregates probes each: one scan, restarted. */
+	scan = probes->action_scan;
+	if (scan)
+		index_rescan(scan, keys, 3, NULL, 0);
+	else
+		scan = probes->action_scan = begin_scan(probes, COHERENCE_PROBE_ACTIONS, keys, 3);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		int64		seq_no = slot_seq_no(probes, COHERENCE_PROBE_ACTIONS);
@@ -323,6 +331,5 @@ coherence_probe_action(CoherenceProbes *probes, const CoherenceIdentity *aggrega
 			break;
 		}
 	}
-	index_endscan(scan);
 	return found;
 }
