@@ -109,7 +109,6 @@ typedef struct CoherenceProbes
 	Relation	heaps[COHERENCE_NPROBES];
 	Relation	indexes[COHERENCE_NPROBES];
 	TupleTableSlot *slots[COHERENCE_NPROBES];
-	AttrNumber	seq_no_attnum[COHERENCE_NPROBES];
 	IndexScanDesc action_scan;	/* kept from one aggregate's probe to the next */
 } CoherenceProbes;
 

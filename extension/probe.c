@@ -27,11 +27,9 @@
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -41,6 +39,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "coherence.h"
 
@@ -60,9 +59,8 @@ static const ProbeTarget targets[COHERENCE_NPROBES] = {
 	{"aggregate_kind", "aggregate_id", "seq_no"}, {TEXTOID, TEXTOID, INT8OID}},
 };
 
-/* The chosen index of each target and its table's seq_no column. */
+/* The chosen index of each target. */
 static Oid	chosen_index[COHERENCE_NPROBES];
-static AttrNumber seq_no_attnum[COHERENCE_NPROBES];
 static bool indexes_chosen = false;
 
 /* Forgets the chosen indexes when any relation changes. */
@@ -103,12 +101,15 @@ index_serves(Relation heap, Relation index, const ProbeTarget *target)
 	for (int i = 0; i < target->ncolumns; i++)
 	{
 		AttrNumber	attnum = get_attnum(RelationGetRelid(heap), target->columns[i]);
+		Form_pg_attribute column;
 
-		if (attnum == InvalidAttrNumber || form->indkey.values[i] != attnum ||
-			TupleDescAttr(RelationGetDescr(heap), attnum - 1)->atttypid != target->types[i] ||
+		if (attnum == InvalidAttrNumber || form->indkey.values[i] != attnum)
+			return false;
+		column = TupleDescAttr(RelationGetDescr(heap), attnum - 1);
+		if (column->atttypid != target->types[i] ||
 			index->rd_indoption[i] != 0 ||
 			index->rd_opcintype[i] != target->types[i] ||
-			index->rd_indcollation[i] != TupleDescAttr(RelationGetDescr(heap), attnum - 1)->attcollation ||
+			index->rd_indcollation[i] != column->attcollation ||
 			get_opclass_family(GetDefaultOpClass(target->types[i], BTREE_AM_OID)) != index->rd_opfamily[i])
 			return false;
 	}
@@ -177,8 +178,6 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 			indexes_chosen = false;
 			return false;
 		}
-		if (!indexes_chosen)
-			seq_no_attnum[t] = get_attnum(RelationGetRelid(heaps[t]), "seq_no");
 		chosen_index[t] = RelationGetRelid(index);
 		probes->indexes[t] = index;
 	}
@@ -186,7 +185,6 @@ coherence_probes_open(CoherenceProbes *probes, Snapshot snapshot)
 	{
 		probes->heaps[t] = heaps[t];
 		probes->slots[t] = table_slot_create(heaps[t], NULL);
-		probes->seq_no_attnum[t] = seq_no_attnum[t];
 	}
 	indexes_chosen = true;
 	probes->action_scan = NULL;
@@ -218,12 +216,16 @@ set_key(ScanKey key, Relation index, AttrNumber attno, StrategyNumber strategy,
 						   index->rd_indcollation[attno - 1], procedure, value);
 }
 
-/* The seq_no of the row in the target's slot. */
+/*
+ * The seq_no of the row in the target's slot: seq_no is the last key column
+ * the index was chosen for, so the index names its table column.
+ */
 static int64
 slot_seq_no(CoherenceProbes *probes, CoherenceProbe target)
 {
+	AttrNumber	attnum = probes->indexes[target]->rd_index->indkey.values[targets[target].ncolumns - 1];
 	bool		isnull;
-	Datum		value = slot_getattr(probes->slots[target], probes->seq_no_attnum[target], &isnull);
+	Datum		value = slot_getattr(probes->slots[target], attnum, &isnull);
 
 	Assert(!isnull);
 	return DatumGetInt64(value);
