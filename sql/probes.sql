@@ -44,13 +44,16 @@ EXCEPTION WHEN raise_exception THEN
 	RETURN;
 END $$;
 
--- Whether a dry run read the named index, called first thing in a new
--- session with the planner kept off indexes: coherence's statements are
--- then planned without index scans, so only the probes touch it.
+-- Whether a dry run read the named index. Called first thing in a new
+-- session, it keeps the planner off indexes, so coherence's statements are
+-- planned without index scans and only the probes touch it.
 CREATE FUNCTION probed(index_name text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
 	before bigint := pg_stat_get_xact_numscans(index_name::regclass);
 BEGIN
+	SET LOCAL enable_indexscan = off;
+	SET LOCAL enable_indexonlyscan = off;
+	SET LOCAL enable_bitmapscan = off;
 	PERFORM coherence_rebase(2, '[{"source": "test", "action": {"reason": "r",
 		"actor": ["user", "u"], "aggregate": ["account", "1"], "patch": {"assoc": {"x": 1}}}}]', dry => true);
 	RETURN pg_stat_get_xact_numscans(index_name::regclass) > before;
@@ -60,13 +63,7 @@ END $$;
 SELECT answers();
 SELECT writes();
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('coherence_actions_aggregate_idx') AS aggregate_index_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
 
 -- A descending index would hand out the newest action first: not used.
@@ -75,13 +72,7 @@ CREATE INDEX actions_desc ON coherence_actions (aggregate_kind, aggregate_id, se
 SELECT answers();
 SELECT writes();
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('actions_desc') AS desc_index_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
 
 -- Neither is a partial index, nor an index that leads with other columns.
@@ -92,13 +83,7 @@ CREATE INDEX actions_by_id ON coherence_actions (aggregate_id, aggregate_kind, s
 SELECT answers();
 SELECT writes();
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('actions_partial') OR probed('actions_by_id') AS other_indexes_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
 
 -- No index at all on the aggregate, nor on the effects' seq_no.
@@ -116,13 +101,7 @@ REINDEX INDEX CONCURRENTLY coherence_events_pkey;
 SELECT answers();
 SELECT writes();
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('coherence_actions_aggregate_idx') AS aggregate_index_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
 
 -- An index marked invalid (as a failed CREATE INDEX CONCURRENTLY leaves
@@ -130,21 +109,9 @@ COMMIT;
 UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'coherence_effects_pkey'::regclass;
 SELECT answers();
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('coherence_actions_aggregate_idx') AS aggregate_index_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
 UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'coherence_effects_pkey'::regclass;
 \c
-SET enable_indexscan = off;
-SET enable_indexonlyscan = off;
-SET enable_bitmapscan = off;
-BEGIN;
 SELECT probed('coherence_actions_aggregate_idx') AS aggregate_index_probed;
-COMMIT;
-\c
 \i sql/include/helpers.sql
