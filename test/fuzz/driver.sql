@@ -65,6 +65,20 @@ BEGIN
 END
 $$;
 
+-- One coherence_rebase call: its answer, or the SQLSTATE and message of its
+-- error (and nothing it wrote kept).
+CREATE FUNCTION fuzz.attempt(base bigint, history jsonb, resolved bigint[], dry boolean,
+                             OUT answer jsonb, OUT state text, OUT message text)
+LANGUAGE plpgsql AS $$
+BEGIN
+	answer := coherence_rebase(base, history, resolved, dry => dry);
+	state := '00000';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+	answer := NULL;
+END
+$$;
+
 -- Runs the given number of random histories from the given seed,
 -- committing every 100 so no transaction grows large. SET fuzz.trace = on
 -- logs every input to the server log before it is tried.
@@ -94,25 +108,11 @@ BEGIN
 			RAISE LOG 'fuzz: attempt %: coherence_rebase(%, %, %)', attempt, base, history, resolved;
 		END IF;
 
-		BEGIN
-			dry_answer := coherence_rebase(base, history, resolved, dry => true);
-			dry_state := '00000';
-			dry_message := NULL;
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS dry_state = RETURNED_SQLSTATE, dry_message = MESSAGE_TEXT;
-			dry_answer := NULL;
-		END;
+		SELECT * INTO dry_answer, dry_state, dry_message FROM fuzz.attempt(base, history, resolved, true);
 		after := coherence_seq_no();
 		problem := CASE WHEN after <> head THEN format('the dry run moved coherence_seq_no() from %s to %s', head, after) END;
 
-		BEGIN
-			answer := coherence_rebase(base, history, resolved, dry => false);
-			state := '00000';
-			message := NULL;
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-			answer := NULL;
-		END;
+		SELECT * INTO answer, state, message FROM fuzz.attempt(base, history, resolved, false);
 		after := coherence_seq_no();
 		problem := coalesce(problem, fuzz.judge(head, after, base, history, resolved,
 			answer, state, message, dry_answer, dry_state, dry_message));
